@@ -1,0 +1,48 @@
+"""The `medr1` command: one subcommand per pipeline stage.
+
+Each stage module owns its arguments and exposes `main(argv) -> int`; this file only dispatches,
+importing a stage lazily so that `medr1 prepare` never pays for importing torch.
+"""
+
+import importlib
+import logging
+import sys
+
+COMMANDS = {
+    "synth": ("medr1.synth", "write a synthetic dataset in the raw OmniMedVQA layout"),
+    "prepare": ("medr1.prepare", "raw OmniMedVQA -> canonical records, splits and a report"),
+    "tiny-model": ("medr1.tiny_model", "build an offline tiny Qwen2-VL checkpoint"),
+    "train": ("medr1.grpo", "GRPO training on one modality or task"),
+    "sft": ("medr1.sft", "supervised fine-tuning baseline"),
+    "eval": ("medr1.evaluate", "evaluate a checkpoint on one split"),
+    "matrix": ("medr1.matrix", "evaluate checkpoints across all modality or task splits"),
+    "tables": ("medr1.tables", "write the cross-domain tables and heatmaps"),
+    "demo": ("medr1.demo", "the end-to-end learning demo on the embedded default"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: medr1 <command> [options]", "", "commands:"]
+    lines += [f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines.append("\n`medr1 <command> --help` shows a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"medr1: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    module = importlib.import_module(COMMANDS[command][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
