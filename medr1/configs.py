@@ -1,0 +1,38 @@
+"""The project's own recipe fields; TRL's `GRPOConfig`/`SFTConfig` and `ModelConfig` hold the rest.
+
+A recipe YAML mixes all of them at the top level; `TrlParser` routes each key to its dataclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class MedR1Arguments:
+    data_dir: str = field(default="data/synth", metadata={"help": "DATA_DIR written by `medr1 prepare`"})
+    modality: str | None = field(default=None, metadata={"help": "train on this modality's train split"})
+    task: str | None = field(default=None, metadata={"help": "train on this task's train split"})
+    prompt_style: str = field(default="think", metadata={"help": "think | nothink | think-after"})
+    answer_parsing: str = field(
+        default="robust", metadata={"help": "robust | medr1-compat (the released reward's exact rule)"}
+    )
+    image_size: int = field(default=384, metadata={"help": "images are resized to this square side"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "use only the first N questions"})
+    freeze_vision_tower: bool = field(default=False, metadata={"help": "train only the language model"})
+    collapse_patience: int = field(
+        default=5,
+        metadata={"help": "logging steps with every group at zero reward variance before the collapse guard fires"},
+    )
+    collapse_action: str = field(default="warn", metadata={"help": "warn | stop (save a checkpoint and stop)"})
+    reward_ablation: str = field(
+        default="none",
+        metadata={"help": "none | shuffle: shuffle rewards within each group (a control with no learning signal)"},
+    )
+    sft_answers: str = field(
+        default="gold", metadata={"help": "SFT only: gold | random (format warm-start with random letters)"}
+    )
+
+    def target(self) -> str:
+        """The folder name of the training domain: the modality or task."""
+        return self.modality or self.task or "all"

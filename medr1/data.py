@@ -1,0 +1,101 @@
+"""Splits -> model inputs: read a split written by `medr1 prepare`, attach prompts and lazily loaded images.
+
+A split is named by its path under `DATA_DIR/splits/` without the suffix, e.g. `modality/CT/train` or
+`task/Lesion Grading/test`. Images are decoded only when a row is read, so a 25k-question split costs
+no image memory up front.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from medr1.omnimedvqa import MODALITIES, TASKS
+
+
+def split_name(modality: str | None = None, task: str | None = None, part: str = "train") -> str:
+    """`modality/CT/train` or `task/Disease Diagnosis/train`; exactly one of modality/task."""
+    if (modality is None) == (task is None):
+        raise ValueError("name exactly one of --modality or --task")
+    if modality is not None:
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
+        return f"modality/{modality}/{part}"
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return f"task/{task}/{part}"
+
+
+def split_path(data_dir: str | Path, split: str) -> Path:
+    path = Path(data_dir) / "splits" / f"{split}.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"split {split!r} not found at {path}; run `medr1 prepare --omnimedvqa ROOT --out {data_dir}` first"
+        )
+    return path
+
+
+def read_manifest(data_dir: str | Path) -> dict:
+    path = Path(data_dir) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {data_dir} was not written by `medr1 prepare`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def manifest_sha256(data_dir: str | Path) -> str:
+    """Identifies the exact splits a run used (the manifest lists every split file's sha256)."""
+    return hashlib.sha256((Path(data_dir) / "manifest.json").read_bytes()).hexdigest()
+
+
+def read_records(path: str | Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def load_split(data_dir: str | Path, split: str, limit: int | None = None) -> list[dict]:
+    records = read_records(split_path(data_dir, split))
+    return records[:limit] if limit else records
+
+
+def image_loader(data_dir: str | Path, image_size: int | None):
+    """A function mapping a record's relative image path to the RGB image the model sees."""
+    from medr1.images import load_image
+
+    root = Path(read_manifest(data_dir)["image_root"])
+
+    def load(rel_path: str):
+        return load_image(root / rel_path, size=image_size)
+
+    return load
+
+
+def prompt_dataset(data_dir, split, style="think", stage="train", image_size=384, limit=None, zero_shot=False,
+                   completion=None):
+    """A `datasets.Dataset` with TRL's columns: `prompt` (conversation), `image` (PIL, decoded on access),
+    and the record's own columns (`answer`, `options`, ...) which reach reward functions as keyword args.
+    `completion(record) -> str`, when given, adds the assistant turn SFT trains on."""
+    from datasets import Dataset
+
+    from medr1.prompts import build_conversation
+
+    records = load_split(data_dir, split, limit)
+    if not records:
+        raise ValueError(f"split {split!r} in {data_dir} is empty")
+    rows = [
+        {**record, "image_path": record["image"],
+         "prompt": build_conversation(record, style=style, stage=stage, zero_shot=zero_shot)}
+        for record in records
+    ]
+    for row in rows:
+        del row["image"]
+        if completion is not None:
+            row["completion"] = [{"role": "assistant", "content": completion(row)}]
+    dataset = Dataset.from_list(rows)
+    load = image_loader(data_dir, image_size)
+
+    def attach_images(batch):
+        batch["image"] = [load(path) for path in batch["image_path"]]
+        return batch
+
+    return dataset.with_transform(attach_images)

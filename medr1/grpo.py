@@ -1,0 +1,234 @@
+"""GRPO training on one modality or task: `medr1 train --config configs/grpo/<recipe>.yaml --modality CT`.
+
+TRL's `GRPOTrainer` is the engine; this module supplies the data (split -> prompts + images), the
+rule-based rewards, the output layout (`outputs/grpo/<modality-or-task>/`), resume, and a guard that
+makes a collapsed run (no reward variance left, so no gradient ever again) loud instead of silent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from medr1.configs import MedR1Arguments
+
+logger = logging.getLogger(__name__)
+
+COLLAPSE_EXIT_CODE = 3
+
+
+class CollapseError(RuntimeError):
+    pass
+
+
+def group_advantages(rewards: list[float], num_generations: int, eps: float = 1e-4) -> list[float]:
+    """(r - group mean) / (group std + eps), std unbiased: the GRPO advantage the recipes rely on
+    (TRL's `scale_rewards="group"`). A group whose rewards are all equal gets zero advantage."""
+    if len(rewards) % num_generations:
+        raise ValueError(f"{len(rewards)} rewards do not split into groups of {num_generations}")
+    advantages = []
+    for start in range(0, len(rewards), num_generations):
+        group = rewards[start:start + num_generations]
+        mean = sum(group) / len(group)
+        var = sum((r - mean) ** 2 for r in group) / (len(group) - 1) if len(group) > 1 else 0.0
+        advantages += [(r - mean) / (var ** 0.5 + eps) for r in group]
+    return advantages
+
+
+def is_collapsed(logs: dict, max_reward: float) -> bool:
+    """Every group had zero reward variance and the reward is below its maximum: nothing left to learn
+    from, yet not solved. (All-correct groups also have zero variance; that is success, not collapse.)"""
+    frac_zero_std = logs.get("frac_reward_zero_std")
+    reward = logs.get("reward")
+    if frac_zero_std is None or reward is None:
+        return False
+    return frac_zero_std >= 0.999 and reward < max_reward - 1e-6
+
+
+class CollapseGuard(TrainerCallback):
+    """Counts consecutive collapsed logging steps; after `patience`, warns, or saves and stops."""
+
+    def __init__(self, max_reward: float, patience: int = 5, action: str = "warn"):
+        if action not in ("warn", "stop"):
+            raise ValueError(f"collapse_action must be warn or stop, not {action!r}")
+        self.max_reward, self.patience, self.action = max_reward, patience, action
+        self.streak = 0
+        self.fired_at_step: int | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "frac_reward_zero_std" not in logs:
+            return
+        self.streak = self.streak + 1 if is_collapsed(logs, self.max_reward) else 0
+        if self.patience <= 0 or self.streak < self.patience or self.fired_at_step is not None:
+            return
+        self.fired_at_step = state.global_step
+        message = (
+            f"GRPO collapse at step {state.global_step}: for {self.streak} logging steps every group had zero "
+            f"reward variance (frac_reward_zero_std={logs['frac_reward_zero_std']:.2f}, "
+            f"reward={logs['reward']:.3f} of {self.max_reward:.1f}), so no gradient flows. "
+            "Lower the learning rate, raise max_completion_length, or warm-start the answer format."
+        )
+        logger.error(message)
+        if self.action == "stop":
+            control.should_save = True
+            control.should_training_stop = True
+
+
+def shuffled_within_groups(reward_func, num_generations: int, seed: int = 0):
+    """A control with the learning signal removed: the same rewards, permuted inside each group, so
+    a reward no longer belongs to the completion that earned it."""
+    rng = random.Random(seed)
+
+    def wrapped(completions, **kwargs):
+        rewards = list(reward_func(completions, **kwargs))
+        for start in range(0, len(rewards), num_generations):
+            group = rewards[start:start + num_generations]
+            rng.shuffle(group)
+            rewards[start:start + num_generations] = group
+        return rewards
+
+    wrapped.__name__ = reward_func.__name__
+    return wrapped
+
+
+def build_reward_funcs(args: MedR1Arguments, num_generations: int, seed: int = 0) -> list:
+    from medr1.rewards import reward_functions
+
+    funcs = reward_functions(style=args.prompt_style, mode=args.answer_parsing)
+    if args.reward_ablation == "shuffle":
+        funcs = [shuffled_within_groups(f, num_generations, seed + i) for i, f in enumerate(funcs)]
+    elif args.reward_ablation != "none":
+        raise ValueError(f"reward_ablation must be none or shuffle, not {args.reward_ablation!r}")
+    return funcs
+
+
+def freeze_vision_tower(model) -> int:
+    """Stop gradients into the vision encoder (and its merger); returns the number of frozen tensors."""
+    frozen = 0
+    for name, param in model.named_parameters():
+        if ".visual." in f".{name}":
+            param.requires_grad_(False)
+            frozen += 1
+    if not frozen:
+        raise ValueError(f"{type(model).__name__} has no parameters under `visual`; cannot freeze a vision tower")
+    return frozen
+
+
+def resolve_output_dir(output_dir: str, args: MedR1Arguments) -> str:
+    """Recipes write `output_dir: outputs/grpo/{target}`; {target} is the modality or task."""
+    return output_dir.replace("{target}", args.target())
+
+
+def write_run_metadata(output_dir, script_args, training_args, model_args, split: str, n_questions: int):
+    from medr1.data import manifest_sha256, split_path
+
+    split_file = split_path(script_args.data_dir, split)
+    import hashlib
+
+    metadata = {
+        "split": split,
+        "n_questions": n_questions,
+        "data_dir": str(Path(script_args.data_dir).resolve()),
+        "manifest_sha256": manifest_sha256(script_args.data_dir),
+        "split_sha256": hashlib.sha256(split_file.read_bytes()).hexdigest(),
+        "medr1": asdict(script_args),
+        "model": asdict(model_args),
+        "training": training_args.to_dict(),
+        "command": sys.argv,
+    }
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    (Path(output_dir) / "medr1_run.json").write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
+
+
+def load_policy(model_args, script_args):
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
+    model = AutoModelForImageTextToText.from_pretrained(
+        model_args.model_name_or_path,
+        dtype=dtype,
+        attn_implementation=model_args.attn_implementation,
+        revision=model_args.model_revision,
+    )
+    if script_args.freeze_vision_tower:
+        logger.info("froze %d vision-tower tensors", freeze_vision_tower(model))
+    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
+    return model, processor
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+
+
+def parse_args(argv, config_class, prog: str):
+    from trl import ModelConfig, TrlParser
+
+    parser = TrlParser((MedR1Arguments, config_class, ModelConfig), prog=prog)
+    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    training_args.output_dir = resolve_output_dir(training_args.output_dir, script_args)
+    return script_args, training_args, model_args
+
+
+def train(script_args: MedR1Arguments, training_args, model_args, callbacks=()) -> Path:
+    from trl import GRPOTrainer, get_peft_config
+
+    from medr1.data import prompt_dataset, split_name
+
+    split = split_name(script_args.modality, script_args.task, "train")
+    dataset = prompt_dataset(
+        script_args.data_dir, split, style=script_args.prompt_style, stage="train",
+        image_size=script_args.image_size, limit=script_args.max_train_samples,
+    )
+    model, processor = load_policy(model_args, script_args)
+    reward_funcs = build_reward_funcs(script_args, training_args.num_generations, training_args.seed)
+    guard = CollapseGuard(
+        max_reward=float(len(reward_funcs)),
+        patience=script_args.collapse_patience,
+        action=script_args.collapse_action,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=training_args,
+        train_dataset=dataset,
+        processing_class=processor,
+        peft_config=get_peft_config(model_args),
+        callbacks=[guard, *callbacks],
+    )
+    output_dir = Path(training_args.output_dir)
+    write_run_metadata(output_dir, script_args, training_args, model_args, split, len(dataset))
+    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
+    if resume:
+        logger.info("resuming from %s", resume)
+    logger.info("GRPO on %s: %d questions, %d completions each -> %s", split, len(dataset),
+                training_args.num_generations, output_dir)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(output_dir))
+    processor.save_pretrained(str(output_dir))
+    if guard.fired_at_step is not None and guard.action == "stop":
+        raise CollapseError(
+            f"training stopped by the collapse guard at step {guard.fired_at_step}; "
+            f"the last checkpoint is in {output_dir}"
+        )
+    return output_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trl import GRPOConfig
+
+    script_args, training_args, model_args = parse_args(argv, GRPOConfig, "medr1 train")
+    try:
+        train(script_args, training_args, model_args)
+    except CollapseError as error:
+        logger.error("%s", error)
+        return COLLAPSE_EXIT_CODE
+    return 0

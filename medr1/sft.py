@@ -1,0 +1,85 @@
+"""Supervised fine-tuning on the same splits: `medr1 sft --config configs/sft/<recipe>.yaml --modality CT`.
+
+TRL's `SFTTrainer` with the loss on the completion only. The target is the answer in the prompt
+style's format (`<answer> C </answer>` for no-think, as the released SFT baseline). With
+`sft_answers: random` the letter is drawn at random: a warm-start that teaches only the format,
+standing in for an instruction-tuned base model in the CPU demo.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+from medr1.omnimedvqa import LETTERS
+
+logger = logging.getLogger(__name__)
+
+# The warm-start teaches the shape of an answer, not its content.
+PLACEHOLDER_REASONING = "I look at the image and compare it with each option."
+
+
+def target_text(letter: str, style: str) -> str:
+    """The completion a prompt style asks for, with `letter` as the answer."""
+    answer = f"<answer> {letter} </answer>"
+    if style == "nothink":
+        return answer
+    think = f"<think>{PLACEHOLDER_REASONING}</think>"
+    if style == "think":
+        return think + answer
+    if style == "think-after":
+        return answer + think
+    raise ValueError(f"unknown prompt style {style!r}")
+
+
+def answer_letter_for(record: dict, answers: str, seed: int) -> str:
+    """The gold letter, or (answers='random') a letter drawn per question, reproducibly."""
+    if answers == "gold":
+        return record["answer"]
+    if answers == "random":
+        rng = random.Random(f"{seed}:{record['question_id']}")
+        return rng.choice(LETTERS[: len(record["options"])])
+    raise ValueError(f"sft_answers must be gold or random, not {answers!r}")
+
+
+def train(script_args, training_args, model_args) -> Path:
+    from trl import SFTTrainer, get_peft_config
+
+    from medr1.data import prompt_dataset, split_name
+    from medr1.grpo import last_checkpoint, load_policy, write_run_metadata
+
+    split = split_name(script_args.modality, script_args.task, "train")
+    dataset = prompt_dataset(
+        script_args.data_dir, split, style=script_args.prompt_style, stage="train",
+        image_size=script_args.image_size, limit=script_args.max_train_samples,
+        completion=lambda record: target_text(
+            answer_letter_for(record, script_args.sft_answers, training_args.seed), script_args.prompt_style
+        ),
+    )
+    model, processor = load_policy(model_args, script_args)
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        processing_class=processor,
+        peft_config=get_peft_config(model_args),
+    )
+    output_dir = Path(training_args.output_dir)
+    write_run_metadata(output_dir, script_args, training_args, model_args, split, len(dataset))
+    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
+    logger.info("SFT on %s (%s answers): %d questions -> %s", split, script_args.sft_answers, len(dataset),
+                output_dir)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(output_dir))
+    processor.save_pretrained(str(output_dir))
+    return output_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trl import SFTConfig
+
+    from medr1.grpo import parse_args
+
+    train(*parse_args(argv, SFTConfig, "medr1 sft"))
+    return 0

@@ -1,0 +1,164 @@
+"""A synthetic dataset in the exact raw OmniMedVQA layout, for running the real pipeline end to end.
+
+Every question's answer is decided by the image, so a model can learn it:
+- the background is a real medical sample image of the question's modality (see `sample_images`),
+  so the modality is visible;
+- a finding is drawn on top: its shape says which task it belongs to, its colour says the class
+  (the disease, the anatomy, the grade, the attribute). Modality Recognition questions carry no
+  finding: the background alone answers them.
+The cue-to-label mapping is shared by all modalities, so a model trained on one modality has
+something to transfer to the others, as in the paper's cross-modality study.
+
+Options are 2–4 labels of the question's task, shuffled, so answer letters are spread evenly.
+Raw modality strings keep the real typos, and one record uses the `modality` key variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+from pathlib import Path
+
+from medr1.omnimedvqa import LETTERS, MODALITIES, RAW_MODALITY, TASKS
+
+logger = logging.getLogger(__name__)
+
+LABELS = {
+    "Anatomy Identification": ("Liver", "Brain", "Lung", "Kidney"),
+    "Disease Diagnosis": ("Tumor", "Cyst", "Hemorrhage", "Fracture"),
+    "Lesion Grading": ("Grade 1", "Grade 2", "Grade 3", "Grade 4"),
+    "Modality Recognition": MODALITIES,
+    "Other Biological Attributes": ("Infant", "Child", "Adult", "Elderly"),
+}
+
+QUESTIONS = {
+    "Anatomy Identification": (
+        "Which anatomical structure is marked in this image?",
+        "What organ does the highlighted region show?",
+    ),
+    "Disease Diagnosis": (
+        "What is the most likely diagnosis based on this image?",
+        "Which abnormality is present in this image?",
+    ),
+    "Lesion Grading": ("What is the grade of the lesion shown?", "How severe is the lesion in this image?"),
+    "Modality Recognition": (
+        "What imaging modality was used to acquire this image?",
+        "Which modality is shown in this image?",
+    ),
+    "Other Biological Attributes": (
+        "What is the age group of the patient in this image?",
+        "Which age group does this image most likely come from?",
+    ),
+}
+
+# Shape says the task, colour says the class: strong cues that survive a 56x56 resize.
+TASK_SHAPE = {
+    "Anatomy Identification": "square",
+    "Disease Diagnosis": "disc",
+    "Lesion Grading": "triangle",
+    "Other Biological Attributes": "ring",
+}
+CLASS_COLOURS = ((230, 30, 30), (30, 200, 30), (40, 80, 255), (250, 220, 0))
+
+OPTION_COUNT_WEIGHTS = {2: 0.15, 3: 0.25, 4: 0.6}
+
+
+def draw_finding(image, task: str, label_index: int, rng: random.Random):
+    """Draw the task's shape in the class colour at a jittered position, covering ~40 % of the side."""
+    from PIL import ImageDraw
+
+    image = image.copy()
+    side = image.width
+    radius = int(side * rng.uniform(0.17, 0.23))
+    cx = int(side * rng.uniform(0.35, 0.65))
+    cy = int(side * rng.uniform(0.35, 0.65))
+    box = (cx - radius, cy - radius, cx + radius, cy + radius)
+    colour = CLASS_COLOURS[label_index]
+    draw = ImageDraw.Draw(image)
+    shape = TASK_SHAPE[task]
+    if shape == "disc":
+        draw.ellipse(box, fill=colour)
+    elif shape == "square":
+        draw.rectangle(box, fill=colour)
+    elif shape == "triangle":
+        draw.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=colour)
+    elif shape == "ring":
+        draw.ellipse(box, outline=colour, width=max(2, radius // 3))
+    return image
+
+
+def choose_options(task: str, answer_label: str, rng: random.Random) -> list[str]:
+    labels = LABELS[task]
+    counts, weights = zip(*OPTION_COUNT_WEIGHTS.items())
+    n_options = rng.choices(counts, weights=weights)[0]
+    distractors = rng.sample([label for label in labels if label != answer_label], n_options - 1)
+    options = [answer_label, *distractors]
+    rng.shuffle(options)
+    return options
+
+
+def synth_record(modality: str, dataset: str, index: int, rng: random.Random) -> tuple[dict, str, int]:
+    """One raw OmniMedVQA record; also returns the task and class index the image must show."""
+    task = TASKS[index % len(TASKS)]
+    if task == "Modality Recognition":
+        label_index = MODALITIES.index(modality)
+    else:
+        label_index = rng.randrange(len(LABELS[task]))
+    answer_label = LABELS[task][label_index]
+    options = choose_options(task, answer_label, rng)
+    question_id = f"{dataset.replace(' ', '_')}_{index:06d}"
+    record = {
+        "dataset": dataset,
+        "question_id": question_id,
+        "question_type": task,
+        "question": rng.choice(QUESTIONS[task]),
+        "gt_answer": answer_label,
+        "image_path": f"Images/{dataset}/{question_id}.png",
+        "modality_type": RAW_MODALITY[modality],
+    }
+    record.update({f"option_{letter}": text for letter, text in zip(LETTERS, options)})
+    return record, task, label_index
+
+
+def write_synthetic_dataset(root: Path, per_modality: int = 1000, image_size: int = 128, seed: int = 42) -> dict:
+    """Write `root/Images/...` and `root/QA_information/Open-access/<dataset>.json`; returns counts."""
+    from medr1.sample_images import sample_images
+
+    root = Path(root)
+    qa_dir = root / "QA_information" / "Open-access"
+    qa_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for modality in MODALITIES:
+        rng = random.Random(f"{seed}:{modality}")
+        backgrounds = sample_images(modality, size=image_size)
+        dataset = f"Synthetic {modality}"
+        (root / "Images" / dataset).mkdir(parents=True, exist_ok=True)
+        records = []
+        for index in range(per_modality):
+            record, task, label_index = synth_record(modality, dataset, index, rng)
+            image = backgrounds[rng.randrange(len(backgrounds))]
+            if task != "Modality Recognition":
+                image = draw_finding(image, task, label_index, rng)
+            image.save(root / record["image_path"])
+            records.append(record)
+        if modality == "CT" and records:
+            # The real `Chest CT Scan.json` has one record keyed `modality` instead of `modality_type`.
+            records[0]["modality"] = records[0].pop("modality_type")
+        (qa_dir / f"{dataset}.json").write_text(json.dumps(records, indent=1), encoding="utf-8")
+        counts[modality] = len(records)
+    logger.info("synthetic OmniMedVQA: %d questions over %d modalities -> %s", sum(counts.values()),
+                len(counts), root)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="medr1 synth", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="dataset root to write (OmniMedVQA layout)")
+    parser.add_argument("--per-modality", type=int, default=1000, help="questions per modality")
+    parser.add_argument("--image-size", type=int, default=128, help="side of the written square images")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    write_synthetic_dataset(args.out, per_modality=args.per_modality, image_size=args.image_size, seed=args.seed)
+    return 0
