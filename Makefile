@@ -1,0 +1,88 @@
+# The user's verbs. Everything runs inside .venv (made by `make install`).
+# Embedded default: tiny offline Qwen2-VL + synthetic OmniMedVQA, on a CPU.
+# Real runs: make train MODALITY=CT RECIPE=configs/grpo/medr1_qwen2vl_2b.yaml DATA=data/omnimedvqa
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MEDR1 := $(BIN)/medr1
+
+DATA ?= data/synth
+RAW ?= data/synth-omnimedvqa
+TINY_MODEL ?= outputs/models/tiny-qwen2vl
+RECIPE ?= configs/grpo/tiny_cpu.yaml
+SFT_RECIPE ?= configs/sft/tiny_cpu.yaml
+MODALITY ?=
+TASK ?=
+MODEL ?=
+MODELS ?=
+BASE_MODEL ?= $(TINY_MODEL)
+LAUNCH ?= $(MEDR1)
+EVAL_ARGS ?=
+# torch/torchvision pins that this machine (and CI) hold on local disk; override on other machines.
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+
+target_args = $(if $(MODALITY),--modality "$(MODALITY)",)$(if $(TASK),--task "$(TASK)",)
+
+.PHONY: install setup demo train sft eval eval-cross-modality eval-cross-task eval-zero-shot tables test \
+        test-fast bench lint clean
+
+install: $(BIN)/medr1
+$(BIN)/medr1: setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(BIN)/medr1
+
+# Synthetic data in the raw OmniMedVQA layout -> canonical records and splits; the tiny model.
+setup: install $(DATA)/manifest.json $(TINY_MODEL)/config.json
+$(DATA)/manifest.json:
+	$(MEDR1) synth --out $(RAW)
+	$(MEDR1) prepare --omnimedvqa $(RAW) --out $(DATA)
+$(TINY_MODEL)/config.json:
+	$(MEDR1) tiny-model --out $(TINY_MODEL)
+
+demo: install
+	$(MEDR1) demo
+
+train: setup
+	$(LAUNCH) train --config $(RECIPE) --data_dir $(DATA) $(target_args)
+
+sft: setup
+	$(LAUNCH) sft --config $(SFT_RECIPE) --data_dir $(DATA) $(target_args)
+
+eval: setup
+	$(MEDR1) eval --model $(MODEL) --data $(DATA) \
+	  --split "$(if $(MODALITY),modality/$(MODALITY),task/$(TASK))/test" \
+	  --out "results/cells/$(notdir $(MODEL))/$(if $(MODALITY),modality/$(MODALITY),task/$(TASK))" $(EVAL_ARGS)
+
+eval-cross-modality: setup
+	$(MEDR1) matrix --axis modality --data $(DATA) --base-model $(BASE_MODEL) $(if $(MODELS),--models $(MODELS),) $(EVAL_ARGS)
+
+eval-cross-task: setup
+	$(MEDR1) matrix --axis task --data $(DATA) --base-model $(BASE_MODEL) $(if $(MODELS),--models $(MODELS),) $(EVAL_ARGS)
+
+eval-zero-shot: setup
+	$(MEDR1) matrix --axis modality --data $(DATA) --base-model $(or $(MODEL),$(BASE_MODEL)) --zero-shot-only $(EVAL_ARGS)
+	$(MEDR1) matrix --axis task --data $(DATA) --base-model $(or $(MODEL),$(BASE_MODEL)) --zero-shot-only $(EVAL_ARGS)
+
+tables: install
+	$(MEDR1) tables --results results
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+bench: install
+	$(BIN)/python bench/prepare.py
+	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/eval_throughput.py
+
+lint: install
+	$(BIN)/ruff check medr1 tests bench eval data_prep
+
+clean:
+	rm -rf outputs results $(DATA) $(RAW)

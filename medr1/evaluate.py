@@ -1,0 +1,259 @@
+"""Evaluate one checkpoint on one split: `medr1 eval --model PATH --data DATA_DIR --split modality/CT/test --out DIR`.
+
+Greedy decoding, batched with left padding; images are decoded and tokenized in DataLoader workers so
+that this overlaps model time. Predictions are appended to `DIR/predictions.jsonl` as they are made,
+so a rerun after a crash continues where it stopped; `DIR/metrics.json` is written at the end.
+Scoring uses the same answer parser as the training reward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PROMPTS = ("think", "nothink", "think-after", "zero-shot")
+ENGINES = ("hf", "vllm")
+# The released scoring: the word inside <answer>\s*(\w+)\s*</answer>, a missing tag is wrong.
+PARSE_MODES = {"robust": "robust", "medr1-compat": "medr1-compat-eval"}
+
+
+# ---- pure scoring -------------------------------------------------------------------------------
+
+def score_prediction(record: dict, output: str, prompt: str, parse: str) -> dict:
+    from medr1.answers import is_correct, parse_answer_letter
+    from medr1.rewards import format_reward
+
+    mode = PARSE_MODES[parse]
+    parsed = parse_answer_letter(output, record["options"], mode=mode)
+    formatted = None if prompt == "zero-shot" else bool(format_reward([output], style=prompt)[0])
+    return {
+        "question_id": record["question_id"],
+        "dataset": record["dataset"],
+        "output": output,
+        "parsed": parsed,
+        "answer": record["answer"],
+        "correct": bool(is_correct(output, record["answer"], record["options"], mode=mode)),
+        "format_ok": formatted,
+    }
+
+
+def bootstrap_ci(correct: list[bool], resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the accuracy."""
+    if not correct:
+        return (float("nan"), float("nan"))
+    rng = random.Random(seed)
+    n = len(correct)
+    values = [1.0 if c else 0.0 for c in correct]
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(resamples))
+    return (means[int(0.025 * resamples)], means[min(resamples - 1, int(0.975 * resamples))])
+
+
+def summarize(predictions: list[dict]) -> dict:
+    n = len(predictions)
+    correct = [p["correct"] for p in predictions]
+    formats = [p["format_ok"] for p in predictions if p["format_ok"] is not None]
+    per_dataset: dict[str, dict] = {}
+    for p in predictions:
+        entry = per_dataset.setdefault(p["dataset"], {"n": 0, "correct": 0})
+        entry["n"] += 1
+        entry["correct"] += int(p["correct"])
+    for entry in per_dataset.values():
+        entry["accuracy"] = entry["correct"] / entry["n"]
+    low, high = bootstrap_ci(correct)
+    return {
+        "n": n,
+        "correct": sum(correct),
+        "accuracy": sum(correct) / n if n else float("nan"),
+        "ci95": [low, high],
+        "answered_rate": sum(p["parsed"] is not None for p in predictions) / n if n else float("nan"),
+        "format_compliance": sum(formats) / len(formats) if formats else None,
+        "per_dataset": dict(sorted(per_dataset.items())),
+    }
+
+
+# ---- resumable prediction file ------------------------------------------------------------------
+
+def read_done(path: Path) -> list[dict]:
+    """Predictions already written; a torn last line (killed mid-write) is cut off the file."""
+    if not path.is_file():
+        return []
+    done, good_bytes = [], 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            try:
+                if not line.endswith(b"\n"):
+                    raise ValueError("torn line")
+                done.append(json.loads(line))
+            except ValueError:
+                logger.warning("%s: dropping an incomplete last line (an interrupted write)", path)
+                break
+            good_bytes += len(line)
+    if good_bytes != path.stat().st_size:
+        with open(path, "r+b") as handle:
+            handle.truncate(good_bytes)
+    return done
+
+
+def append_predictions(path: Path, predictions: list[dict]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        for p in predictions:
+            handle.write(json.dumps(p, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+# ---- engines ------------------------------------------------------------------------------------
+
+def prompt_texts(processor, records: list[dict], prompt: str, stage: str = "eval") -> list[str]:
+    from medr1.prompts import build_conversation
+
+    style = "think" if prompt == "zero-shot" else prompt
+    return [
+        processor.apply_chat_template(
+            build_conversation(r, style=style, stage=stage, zero_shot=prompt == "zero-shot"),
+            add_generation_prompt=True, tokenize=False,
+        )
+        for r in records
+    ]
+
+
+class _Batches:
+    """Collate function for the DataLoader: records -> processor tensors (runs in the workers)."""
+
+    def __init__(self, processor, load_image, prompt, stage):
+        self.processor, self.load_image, self.prompt, self.stage = processor, load_image, prompt, stage
+
+    def __call__(self, records):
+        texts = prompt_texts(self.processor, records, self.prompt, self.stage)
+        images = [self.load_image(r["image"]) for r in records]
+        inputs = self.processor(text=texts, images=images, padding=True, return_tensors="pt")
+        return records, inputs
+
+
+def generate_hf(model_path, records, load_image, prompt, stage, batch_size, max_new_tokens, num_workers, on_batch):
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    processor = AutoProcessor.from_pretrained(model_path)
+    # Left padding: every prompt ends where generation starts, so a batch decodes as its rows alone would.
+    processor.tokenizer.padding_side = "left"
+    model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(device).eval()
+    loader = DataLoader(
+        records, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        collate_fn=_Batches(processor, load_image, prompt, stage), persistent_workers=False,
+    )
+    for batch_records, inputs in loader:
+        inputs = inputs.to(device)
+        with torch.inference_mode():
+            output_ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                        temperature=None, top_p=None, top_k=None)
+        new_tokens = output_ids[:, inputs["input_ids"].shape[1]:]
+        on_batch(batch_records, processor.batch_decode(new_tokens, skip_special_tokens=True))
+
+
+def generate_vllm(model_path, records, load_image, prompt, stage, batch_size, max_new_tokens, num_workers, on_batch):
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError as error:
+        raise SystemExit("--engine vllm needs the vllm extra: pip install -e '.[vllm]' (GPU only)") from error
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model_path)
+    llm = LLM(model=str(model_path), limit_mm_per_prompt={"image": 1}, max_model_len=4096)
+    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+    # vLLM batches internally; chunks only bound memory and set how often progress is saved.
+    chunk = max(batch_size, 256)
+    for start in range(0, len(records), chunk):
+        part = records[start:start + chunk]
+        texts = prompt_texts(processor, part, prompt, stage)
+        inputs = [{"prompt": t, "multi_modal_data": {"image": load_image(r["image"])}} for t, r in zip(texts, part)]
+        outputs = llm.generate(inputs, params, use_tqdm=False)
+        on_batch(part, [o.outputs[0].text for o in outputs])
+
+
+ENGINE_FUNCS = {"hf": generate_hf, "vllm": generate_vllm}
+
+
+# ---- the stage ----------------------------------------------------------------------------------
+
+def evaluate(model, data_dir, split, out, prompt="think", engine="hf", batch_size=16, limit=None,
+             parse="robust", image_size=384, max_new_tokens=256, num_workers=2, stage="eval") -> dict:
+    from tqdm import tqdm
+
+    from medr1.data import image_loader, load_split
+
+    if prompt not in PROMPTS:
+        raise ValueError(f"unknown prompt {prompt!r}; choose one of {PROMPTS}")
+    if parse not in PARSE_MODES:
+        raise ValueError(f"unknown parse mode {parse!r}; choose one of {tuple(PARSE_MODES)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    predictions_path = out / "predictions.jsonl"
+    records = load_split(data_dir, split, limit)
+    done = read_done(predictions_path)
+    done_ids = {p["question_id"] for p in done}
+    pending = [r for r in records if r["question_id"] not in done_ids]
+    if done:
+        logger.info("%s: %d of %d predictions already made; continuing", predictions_path, len(done), len(records))
+    started = time.perf_counter()
+    progress = tqdm(total=len(records), initial=len(records) - len(pending), desc=f"eval {split}", unit="q")
+
+    def on_batch(batch_records, outputs):
+        append_predictions(predictions_path, [score_prediction(r, o, prompt, parse)
+                                              for r, o in zip(batch_records, outputs)])
+        progress.update(len(batch_records))
+
+    if pending:
+        ENGINE_FUNCS[engine](model, pending, image_loader(data_dir, image_size), prompt, stage, batch_size,
+                             max_new_tokens, num_workers, on_batch)
+    progress.close()
+    seconds = time.perf_counter() - started
+    wanted = {r["question_id"] for r in records}
+    predictions = [p for p in read_done(predictions_path) if p["question_id"] in wanted]
+    metrics = {
+        **summarize(predictions),
+        "model": str(model), "split": split, "prompt": prompt, "prompt_stage": stage, "parse": parse, "engine": engine,
+        "image_size": image_size, "max_new_tokens": max_new_tokens,
+        "seconds_this_run": seconds, "questions_this_run": len(pending),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    logger.info("%s on %s: accuracy %.4f (n=%d, 95%% CI %.3f-%.3f)", model, split, metrics["accuracy"],
+                metrics["n"], *metrics["ci95"])
+    return metrics
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prompt", choices=PROMPTS, default="think")
+    parser.add_argument("--engine", choices=ENGINES, default="hf")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--limit", type=int, help="evaluate only the first N questions")
+    parser.add_argument("--parse", choices=tuple(PARSE_MODES), default="robust")
+    parser.add_argument("--image-size", type=int, default=384)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers decoding images")
+    parser.add_argument("--prompt-stage", choices=("eval", "train"), default="eval",
+                        help="eval: the released evaluation wording; train: the training wording")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="medr1 eval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="checkpoint directory (or hub id where online)")
+    parser.add_argument("--data", required=True, type=Path, help="DATA_DIR written by `medr1 prepare`")
+    parser.add_argument("--split", required=True, help="e.g. modality/CT/test or 'task/Lesion Grading/test'")
+    parser.add_argument("--out", required=True, type=Path)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    evaluate(args.model, args.data, args.split, args.out, prompt=args.prompt, engine=args.engine,
+             batch_size=args.batch_size, limit=args.limit, parse=args.parse, image_size=args.image_size,
+             max_new_tokens=args.max_new_tokens, num_workers=args.num_workers, stage=args.prompt_stage)
+    return 0
