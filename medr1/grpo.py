@@ -7,6 +7,7 @@ makes a collapsed run (no reward variance left, so no gradient ever again) loud 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -129,8 +130,6 @@ def write_run_metadata(output_dir, script_args, training_args, model_args, split
     from medr1.data import manifest_sha256, split_path
 
     split_file = split_path(script_args.data_dir, split)
-    import hashlib
-
     metadata = {
         "split": split,
         "n_questions": n_questions,
@@ -178,7 +177,8 @@ def parse_args(argv, config_class, prog: str):
     return script_args, training_args, model_args
 
 
-def train(script_args: MedR1Arguments, training_args, model_args, callbacks=()) -> Path:
+def build_trainer(script_args: MedR1Arguments, training_args, model_args, callbacks=(), reward_funcs=None):
+    """The GRPOTrainer for a recipe, plus the collapse guard watching it."""
     from trl import GRPOTrainer, get_peft_config
 
     from medr1.data import prompt_dataset, split_name
@@ -189,7 +189,8 @@ def train(script_args: MedR1Arguments, training_args, model_args, callbacks=()) 
         image_size=script_args.image_size, limit=script_args.max_train_samples,
     )
     model, processor = load_policy(model_args, script_args)
-    reward_funcs = build_reward_funcs(script_args, training_args.num_generations, training_args.seed)
+    if reward_funcs is None:
+        reward_funcs = build_reward_funcs(script_args, training_args.num_generations, training_args.seed)
     guard = CollapseGuard(
         max_reward=float(len(reward_funcs)),
         patience=script_args.collapse_patience,
@@ -204,16 +205,22 @@ def train(script_args: MedR1Arguments, training_args, model_args, callbacks=()) 
         peft_config=get_peft_config(model_args),
         callbacks=[guard, *callbacks],
     )
+    write_run_metadata(training_args.output_dir, script_args, training_args, model_args, split, len(dataset))
+    return trainer, guard
+
+
+def train(script_args: MedR1Arguments, training_args, model_args, callbacks=()) -> Path:
+    """Train (resuming from the last checkpoint in output_dir if there is one) and save the final model."""
+    trainer, guard = build_trainer(script_args, training_args, model_args, callbacks)
     output_dir = Path(training_args.output_dir)
-    write_run_metadata(output_dir, script_args, training_args, model_args, split, len(dataset))
     resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
     if resume:
         logger.info("resuming from %s", resume)
-    logger.info("GRPO on %s: %d questions, %d completions each -> %s", split, len(dataset),
+    logger.info("GRPO on %d questions, %d completions each -> %s", len(trainer.train_dataset),
                 training_args.num_generations, output_dir)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(output_dir))
-    processor.save_pretrained(str(output_dir))
+    trainer.processing_class.save_pretrained(str(output_dir))
     if guard.fired_at_step is not None and guard.action == "stop":
         raise CollapseError(
             f"training stopped by the collapse guard at step {guard.fired_at_step}; "

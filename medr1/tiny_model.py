@@ -225,7 +225,7 @@ def corpus_from_records(records_path: Path) -> list[str]:
     """Texts a compact vocabulary must cover: every prompt style and answer format for the records."""
     import json
 
-    from medr1.prompts import PROMPT_STYLES, build_conversation, zero_shot_prompt_text, problem_text
+    from medr1.prompts import PROMPT_STYLES, build_conversation, problem_text, zero_shot_prompt_text
 
     texts = []
     with open(records_path, encoding="utf-8") as handle:

@@ -1,0 +1,187 @@
+"""GRPO stage: advantage maths pinned against TRL, reward-column alignment, collapse guard, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from medr1.grpo import (
+    CollapseGuard,
+    group_advantages,
+    is_collapsed,
+    resolve_output_dir,
+    shuffled_within_groups,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_RECIPE = REPO / "configs" / "grpo" / "tiny_cpu.yaml"
+CPU = ("--bf16", "false", "--use_cpu", "true")
+
+
+def grpo_argv(data, model, out, *extra):
+    return [
+        "--config", str(TINY_RECIPE), "--data_dir", str(data), "--modality", "CT",
+        "--model_name_or_path", str(model), "--output_dir", str(out), "--report_to", "none",
+        "--log_completions", "false", "--max_completion_length", "8", "--image_size", "56", *extra,
+    ]
+
+
+def parse(argv):
+    from trl import GRPOConfig
+
+    from medr1.grpo import parse_args
+
+    return parse_args(argv, GRPOConfig, "test")
+
+
+# ---- pure pieces --------------------------------------------------------------------------------
+
+def test_group_advantages_by_hand():
+    advantages = group_advantages([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0], num_generations=4)
+    a = 0.5 / ((4 * 0.25 / 3) ** 0.5 + 1e-4)  # deviation 0.5 over the unbiased std of [1, 0, 0, 1]
+    assert advantages[:4] == pytest.approx([a, -a, -a, a])
+    assert advantages[4:] == [0.0, 0.0, 0.0, 0.0]  # a zero-variance group teaches nothing
+    with pytest.raises(ValueError):
+        group_advantages([1.0, 2.0, 3.0], num_generations=2)
+
+
+def test_is_collapsed_distinguishes_collapse_from_success():
+    assert is_collapsed({"frac_reward_zero_std": 1.0, "reward": 0.0}, max_reward=2.0)
+    assert not is_collapsed({"frac_reward_zero_std": 1.0, "reward": 2.0}, max_reward=2.0)  # all solved
+    assert not is_collapsed({"frac_reward_zero_std": 0.5, "reward": 0.0}, max_reward=2.0)
+    assert not is_collapsed({"loss": 1.0}, max_reward=2.0)
+
+
+def test_collapse_guard_counts_consecutive_steps():
+    from transformers import TrainerControl, TrainerState
+
+    guard = CollapseGuard(max_reward=2.0, patience=3, action="stop")
+    state, control = TrainerState(), TrainerControl()
+    dead, alive = {"frac_reward_zero_std": 1.0, "reward": 0.0}, {"frac_reward_zero_std": 0.2, "reward": 0.5}
+    for logs in (dead, dead, alive, dead, dead):
+        guard.on_log(None, state, control, logs=logs)
+    assert guard.fired_at_step is None and not control.should_training_stop
+    guard.on_log(None, state, control, logs=dead)
+    assert guard.fired_at_step == state.global_step
+    assert control.should_training_stop and control.should_save
+
+
+def test_shuffled_rewards_keep_each_group_multiset_but_break_the_pairing():
+    def reward(completions, **kwargs):
+        return [float(i) for i in range(len(completions))]
+
+    shuffled = shuffled_within_groups(reward, num_generations=4, seed=0)
+    assert shuffled.__name__ == "reward"
+    out = shuffled(list(range(16)))
+    for start in range(0, 16, 4):
+        assert sorted(out[start:start + 4]) == [float(i) for i in range(start, start + 4)]
+    assert out != [float(i) for i in range(16)]
+
+
+def test_output_dir_names_the_training_domain():
+    from medr1.configs import MedR1Arguments
+
+    assert resolve_output_dir("outputs/grpo/{target}", MedR1Arguments(task="Lesion Grading")) == (
+        "outputs/grpo/Lesion Grading")
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO / "configs" / "grpo").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_grpo_recipe_parses(recipe):
+    # GPU recipes ask for bf16, which TrainingArguments refuses on a CPU-only machine.
+    script_args, training_args, model_args = parse(["--config", str(recipe), "--modality", "OCT", *CPU])
+    assert training_args.num_generations >= 2
+    assert script_args.prompt_style in ("think", "nothink", "think-after")
+    assert "{target}" not in training_args.output_dir
+
+
+def test_paper_recipe_matches_the_released_settings():
+    _, args, model_args = parse(["--config", str(REPO / "configs/grpo/medr1_qwen2vl_2b.yaml"), "--modality", "CT",
+                                 *CPU])
+    assert (args.num_generations, args.learning_rate, args.beta, args.max_completion_length) == (4, 1e-6, 0.04, 256)
+    assert args.temperature == 1.0 and args.loss_type == "grpo" and args.scale_rewards == "group"
+    questions_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps // args.num_generations
+    assert questions_per_step == 4
+    assert model_args.model_name_or_path == "Qwen/Qwen2-VL-2B-Instruct"
+
+
+# ---- against TRL's GRPOTrainer ------------------------------------------------------------------
+
+def test_advantages_match_trl_and_reward_columns_stay_row_aligned(synthetic_data, compact_model, tmp_path):
+    """per-device batch (16 completions) > G (4) and gradient accumulation 2: every reward call must
+    see each completion's own question's gold letter and options, and TRL's advantages must equal
+    the project's group formula on the rewards it logged."""
+    import random
+
+    from medr1.data import load_split
+    from medr1.grpo import build_trainer
+
+    _, data = synthetic_data
+    gold = {r["question_id"]: r for r in load_split(data, "modality/CT/train")}
+    calls = []
+    rng = random.Random(0)
+
+    def checking_reward(completions, prompts, answer, options, question_id, **kwargs):
+        calls.append(len(completions))
+        for prompt, letter, opts, qid in zip(prompts, answer, options, question_id, strict=True):
+            record = gold[qid]
+            assert letter == record["answer"] and opts == record["options"]
+            assert record["question"] in prompt[-1]["content"][-1]["text"]
+        return [rng.choice([0.0, 0.5, 1.0]) for _ in completions]  # varied, so advantages are non-trivial
+
+    script_args, training_args, model_args = parse(grpo_argv(
+        data, compact_model, tmp_path / "run", "--max_steps", "2", "--per_device_train_batch_size", "16",
+        "--gradient_accumulation_steps", "2", "--num_generations", "4", "--save_strategy", "no"))
+    trainer, _ = build_trainer(script_args, training_args, model_args, reward_funcs=[checking_reward])
+    trainer.train()
+    assert calls and all(n == 32 for n in calls)  # one call per generation batch: 16 x 2 accumulation
+    rewards = list(trainer._logs["rewards"]["checking_reward"])
+    ours = group_advantages(rewards, num_generations=4)
+    assert list(trainer._logs["advantages"]) == pytest.approx(ours, abs=1e-5)
+    assert any(abs(a) > 0.1 for a in ours)
+
+
+def test_collapse_guard_stops_a_collapsed_run_with_a_checkpoint(synthetic_data, compact_model, tmp_path):
+    """One-token completions can never close the answer format: every group scores 0, the guard fires."""
+    from medr1.cli import main
+
+    _, data = synthetic_data
+    out = tmp_path / "collapsed"
+    code = main(["train", *grpo_argv(data, compact_model, out, "--max_completion_length", "1", "--max_steps", "8",
+                                     "--collapse_patience", "2", "--collapse_action", "stop", "--save_steps", "100")])
+    assert code == 3
+    checkpoints = sorted(out.glob("checkpoint-*"))
+    assert [p.name for p in checkpoints] == ["checkpoint-2"]  # saved at the step it stopped, long before 8
+    assert (out / "model.safetensors").is_file()
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(synthetic_data, compact_model, tmp_path):
+    """kill -9 a real `medr1 train` after its first checkpoint; the same command continues from there."""
+    _, data = synthetic_data
+    out = tmp_path / "resume"
+    command = [sys.executable, "-m", "medr1.cli", "train", *grpo_argv(
+        data, compact_model, out, "--max_steps", "6", "--save_steps", "2", "--save_total_limit", "5")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "checkpoint-2" / "trainer_state.json").is_file():
+        time.sleep(0.2)
+    time.sleep(0.5)  # let the checkpoint's files finish writing
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (out / "checkpoint-2").is_dir(), "the run never reached its first checkpoint"
+    assert not (out / "checkpoint-6").exists(), "the run finished before it could be killed"
+    killed_at = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resuming from {out / f'checkpoint-{killed_at}'}" in result.stderr
+    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
+    steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
+    assert state["global_step"] == 6
+    assert steps == sorted(set(steps)) and steps[-1] == 6  # no step repeated, none skipped past max_steps
