@@ -37,12 +37,22 @@ def is_checkpoint(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
+def axis_groups(axis: str, groups=None) -> list[str]:
+    """The axis's domains in the paper's order, or the chosen subset of them."""
+    if not groups:
+        return list(AXES[axis])
+    unknown = [g for g in groups if g not in AXES[axis]]
+    if unknown:
+        raise ValueError(f"unknown {axis} {unknown}; choose from {', '.join(AXES[axis])}")
+    return [g for g in AXES[axis] if g in groups]
+
+
 def plan_rows(axis: str, checkpoints: Path, prompt: str, base_model: str | None, models=(),
-              zero_shot_only: bool = False) -> list[dict]:
+              zero_shot_only: bool = False, groups=None) -> list[dict]:
     """The matrix rows: one per training domain (missing if no checkpoint), extras, zero-shot base."""
     rows = []
     if not zero_shot_only:
-        for group in AXES[axis]:
+        for group in axis_groups(axis, groups):
             path = Path(checkpoints) / group
             rows.append({"name": group, "trained_on": group, "model": str(path), "prompt": prompt,
                          "kind": "trained", "missing": not is_checkpoint(path)})
@@ -56,12 +66,12 @@ def plan_rows(axis: str, checkpoints: Path, prompt: str, base_model: str | None,
 
 
 def run_matrix(axis, data_dir, results, checkpoints, prompt="think", base_model=None, models=(),
-               zero_shot_only=False, name=None, **eval_kwargs) -> Path:
+               zero_shot_only=False, name=None, groups=None, **eval_kwargs) -> Path:
     from medr1.evaluate import evaluate
 
     results = Path(results)
-    columns = list(AXES[axis])
-    rows = plan_rows(axis, checkpoints, prompt, base_model, models, zero_shot_only)
+    columns = axis_groups(axis, groups)
+    rows = plan_rows(axis, checkpoints, prompt, base_model, models, zero_shot_only, groups)
     for row in rows:
         row["cells"] = {}
         if row["missing"]:
@@ -100,11 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zero-shot-only", action="store_true", help="only the base model's zero-shot row")
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--name", help="variant name for the layout file, e.g. nothink")
+    parser.add_argument("--groups", nargs="*", help="only these modalities/tasks (rows and columns)")
     add_arguments(parser)
     args = parser.parse_args(argv)
     run_matrix(args.axis, args.data, args.results, args.checkpoints, prompt=args.prompt,
                base_model=args.base_model, models=args.models, zero_shot_only=args.zero_shot_only,
-               name=args.name, engine=args.engine, batch_size=args.batch_size, limit=args.limit,
+               name=args.name, groups=args.groups, engine=args.engine, batch_size=args.batch_size, limit=args.limit,
                parse=args.parse, image_size=args.image_size, max_new_tokens=args.max_new_tokens,
                num_workers=args.num_workers, stage=args.prompt_stage)
     return 0

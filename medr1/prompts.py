@@ -1,0 +1,142 @@
+"""Prompt construction, mirroring the released Med-R1 prompts word for word.
+
+All wording lives in ``STYLES``: one entry per answer style holds its training prompt, its evaluation
+prompt and the completion format its format reward checks, so a new style is added in one place.
+``{Question}`` is the released ``problem`` string (question, a space, then the rendered options).
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+__all__ = [
+    "PROMPT_STYLES",
+    "STAGES",
+    "STYLES",
+    "ZERO_SHOT_TEMPLATE",
+    "PromptStyle",
+    "build_conversation",
+    "format_options",
+    "get_style",
+    "problem_text",
+    "prompt_text",
+    "zero_shot_prompt_text",
+]
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    """The templates of one answer style and the completion format it asks for.
+
+    ``format_pattern`` is matched with ``re.fullmatch(..., re.DOTALL)``; ``format_suffix`` is the literal
+    every full match ends with, checked first because the lazy patterns are quadratic on long
+    completions that cannot match (many tags, no final closing tag).
+    """
+
+    train: str
+    eval: str
+    format_pattern: str
+    format_suffix: str
+
+
+STYLES: dict[str, PromptStyle] = {
+    # Released training/eval prompts of the Med-R1 think runs.
+    "think": PromptStyle(
+        train=(
+            "{Question} Your task: 1. Think through the question step by step, enclose your reasoning "
+            "process in <think>...</think> tags. 2. Then provide the correct single-letter choice "
+            "(A, B, C, D,...) inside <answer>...</answer> tags. 3. No extra information or text outside "
+            "of these tags."
+        ),
+        eval=(
+            "{Question} Think through the question step by step in <think>...</think> tags. Then provide the "
+            "correct single-letter choice (A, B, C, D,...) inside <answer>...</answer> tags."
+        ),
+        format_pattern=r"<think>.*?</think>\s*<answer>.*?</answer>",
+        format_suffix="</answer>",
+    ),
+    # Released "No-Thinking" variant.
+    "nothink": PromptStyle(
+        train=(
+            "{Question} Your task: 1. Provide the correct single-letter choice (A, B, C, D,...) inside "
+            "<answer>...</answer> tags. 2. No extra information or text outside of this tag."
+        ),
+        eval=(
+            "{Question} Provide the correct single-letter choice (A, B, C, D,...) inside "
+            "<answer>...</answer> tags."
+        ),
+        format_pattern=r"\s*<answer>.*?</answer>",
+        format_suffix="</answer>",
+    ),
+    # "Think-After" (paper v5): answer first, then the reasoning. Its wording was not released; this
+    # mirrors the think prompts with the two steps swapped.
+    "think-after": PromptStyle(
+        train=(
+            "{Question} Your task: 1. Provide the correct single-letter choice (A, B, C, D,...) inside "
+            "<answer>...</answer> tags. 2. Then explain your reasoning step by step inside "
+            "<think>...</think> tags. 3. No extra information or text outside of these tags."
+        ),
+        eval=(
+            "{Question} Provide the correct single-letter choice (A, B, C, D,...) inside "
+            "<answer>...</answer> tags. Then explain your reasoning step by step in <think>...</think> tags."
+        ),
+        format_pattern=r"<answer>.*?</answer>\s*<think>.*?</think>",
+        format_suffix="</think>",
+    ),
+}
+
+PROMPT_STYLES = tuple(STYLES)
+STAGES = ("train", "eval")
+
+# Released zero-shot baseline prompt (no tags requested).
+ZERO_SHOT_TEMPLATE = "{Question} Provide the correct single-letter choice (A, B, C, D,...)."
+
+
+def format_options(options) -> str:
+    """Options as the released splits render them: ``A)text, B)text, C)text``."""
+    return ", ".join(f"{letter}){text}" for letter, text in zip(string.ascii_uppercase, options))
+
+
+def problem_text(question: str, options) -> str:
+    """The released ``problem`` string: the question, a space, then the rendered options."""
+    return f"{question} {format_options(options)}"
+
+
+def get_style(style: str) -> PromptStyle:
+    """The ``PromptStyle`` named ``style``; ValueError names the known styles."""
+    try:
+        return STYLES[style]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown prompt style {style!r}; expected one of {PROMPT_STYLES}") from None
+
+
+def prompt_text(problem: str, style: str = "think", stage: str = "train") -> str:
+    """The user text for ``problem`` in ``style`` at ``stage`` (``"train"`` or ``"eval"``)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown prompt stage {stage!r}; expected one of {STAGES}")
+    template = getattr(get_style(style), stage)
+    return template.format(Question=problem)
+
+
+def zero_shot_prompt_text(problem: str) -> str:
+    """The released zero-shot baseline prompt for ``problem``."""
+    return ZERO_SHOT_TEMPLATE.format(Question=problem)
+
+
+def build_conversation(
+    record: dict, style: str = "think", stage: str = "train", zero_shot: bool = False
+) -> list[dict]:
+    """The single user turn for a canonical record: the image, then the prompt text.
+
+    No system message: the chat template adds its default one, as in the release. A record in the
+    released split format (``problem`` instead of ``question``/``options``) is accepted as well.
+    """
+    if "question" in record and "options" in record:
+        problem = problem_text(record["question"], record["options"])
+    elif "problem" in record:
+        problem = record["problem"]
+    else:
+        raise ValueError("record needs 'question' and 'options' (or a released 'problem')")
+    text = zero_shot_prompt_text(problem) if zero_shot else prompt_text(problem, style, stage)
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
