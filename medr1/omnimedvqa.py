@@ -2,6 +2,7 @@
 conversion of raw records and released Med-R1 split entries into canonical records."""
 
 import re
+import string
 
 MODALITIES = (
     "CT",
@@ -204,9 +205,14 @@ def canonicalize(raw: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def format_problem(question: str, options: list[str]) -> str:
+def format_options(options) -> str:
+    """Options as the released splits render them: ``A)text, B)text, C)text`` (no space after ``)``)."""
+    return ", ".join(f"{letter}){text}" for letter, text in zip(string.ascii_uppercase, options))
+
+
+def format_problem(question: str, options) -> str:
     """The released `problem` string: "<question> A)<opt>, B)<opt>, ..."."""
-    return question + " " + ", ".join(f"{LETTERS[i]}){text}" for i, text in enumerate(options))
+    return f"{question} {format_options(options)}"
 
 
 _FIRST_OPTION = re.compile(r"(?:^|\s)A\)")

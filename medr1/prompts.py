@@ -7,8 +7,10 @@ prompt and the completion format its format reward checks, so a new style is add
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
+
+from medr1.omnimedvqa import format_options
+from medr1.omnimedvqa import format_problem as problem_text
 
 __all__ = [
     "PROMPT_STYLES",
@@ -91,16 +93,6 @@ STAGES = ("train", "eval")
 
 # Released zero-shot baseline prompt (no tags requested).
 ZERO_SHOT_TEMPLATE = "{Question} Provide the correct single-letter choice (A, B, C, D,...)."
-
-
-def format_options(options) -> str:
-    """Options as the released splits render them: ``A)text, B)text, C)text``."""
-    return ", ".join(f"{letter}){text}" for letter, text in zip(string.ascii_uppercase, options))
-
-
-def problem_text(question: str, options) -> str:
-    """The released ``problem`` string: the question, a space, then the rendered options."""
-    return f"{question} {format_options(options)}"
 
 
 def get_style(style: str) -> PromptStyle:

@@ -58,6 +58,8 @@ def train(script_args, training_args, model_args) -> Path:
         ),
     )
     model, processor = load_policy(model_args, script_args)
+    # Images are attached when a row is read (from its `image_path`), so that column must survive.
+    training_args.remove_unused_columns = False
     trainer = SFTTrainer(
         model=model,
         args=training_args,

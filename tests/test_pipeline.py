@@ -1,0 +1,108 @@
+"""End to end on the embedded default: synth -> prepare -> prompts -> model, SFT, and the 2x2 chain
+(train two modalities -> cross-evaluate -> tables) with the tables checked against the predictions."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_synth_prepare_prompts_generate(synthetic_data, qwen_vocab_model):
+    """The real-vocabulary tiny model reads a prepared split's prompt and image and generates."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from medr1.data import prompt_dataset
+
+    _, data = synthetic_data
+    report = json.loads((data / "prepare_report.json").read_text())
+    assert report["records_kept"] == 480 and report["records_skipped"] == 0
+    dataset = prompt_dataset(data, "modality/X-Ray/test", style="think", stage="eval", image_size=56)
+    row = dataset[0]
+    assert row["image"].size == (56, 56) and row["image"].mode == "RGB"
+    processor = AutoProcessor.from_pretrained(qwen_vocab_model)
+    model = AutoModelForImageTextToText.from_pretrained(qwen_vocab_model)
+    text = processor.apply_chat_template(row["prompt"], add_generation_prompt=True)
+    assert "A)" in text and "<think>...</think>" in text
+    inputs = processor(text=[text], images=[row["image"]], return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**inputs).logits
+        generated = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert logits.shape[-1] == 151657 and torch.isfinite(logits).all()
+    assert inputs.input_ids.shape[1] < generated.shape[1] <= inputs.input_ids.shape[1] + 5
+
+
+def test_sft_trains_on_the_answer_only(synthetic_data, compact_model, tmp_path):
+    from trl import SFTConfig
+
+    from medr1.grpo import parse_args
+    from medr1.sft import target_text, train
+
+    assert target_text("C", "nothink") == "<answer> C </answer>"
+    assert target_text("C", "think").startswith("<think>") and target_text("C", "think-after").endswith("</think>")
+    script_args, training_args, model_args = parse_args(
+        ["--config", str(REPO / "configs/sft/tiny_cpu.yaml"), "--data_dir", str(tmp_path / "unused"),
+         "--task", "Lesion Grading", "--model_name_or_path", str(compact_model),
+         "--output_dir", str(tmp_path / "sft/{target}"), "--report_to", "none", "--save_strategy", "no"],
+        SFTConfig, "test")
+    script_args.data_dir = str(synthetic_data[1])
+    out = train(script_args, training_args, model_args)
+    assert out == tmp_path / "sft" / "Lesion Grading"
+    assert (out / "model.safetensors").is_file() and (out / "medr1_run.json").is_file()
+    run = json.loads((out / "medr1_run.json").read_text())
+    assert run["split"] == "task/Lesion Grading/train" and len(run["manifest_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_two_by_two_chain_train_cross_evaluate_tables(synthetic_data, compact_model, tmp_path):
+    from medr1.cli import main
+    from medr1.tables import load_matrix
+
+    _, data = synthetic_data
+    checkpoints, results = tmp_path / "grpo", tmp_path / "results"
+    for modality in ("CT", "MRI"):
+        assert main(["train", "--config", str(REPO / "configs/grpo/tiny_cpu.yaml"), "--data_dir", str(data),
+                     "--modality", modality, "--model_name_or_path", str(compact_model),
+                     "--output_dir", str(checkpoints / "{target}"), "--report_to", "none",
+                     "--log_completions", "false", "--max_steps", "2", "--save_strategy", "no",
+                     "--max_completion_length", "8"]) == 0
+    eval_args = ["--limit", "6", "--image-size", "56", "--max-new-tokens", "8", "--num-workers", "0"]
+    assert main(["matrix", "--axis", "modality", "--data", str(data), "--checkpoints", str(checkpoints),
+                 "--base-model", str(compact_model), "--results", str(results), "--groups", "CT", "MRI",
+                 *eval_args]) == 0
+    cells_before = sorted(p.stat().st_mtime for p in results.glob("cells/**/metrics.json"))
+    assert len(cells_before) == 6  # 2 trained rows x 2 columns + the zero-shot row
+    # Cached: a second run evaluates nothing.
+    main(["matrix", "--axis", "modality", "--data", str(data), "--checkpoints", str(checkpoints),
+          "--base-model", str(compact_model), "--results", str(results), "--groups", "CT", "MRI", *eval_args])
+    assert sorted(p.stat().st_mtime for p in results.glob("cells/**/metrics.json")) == cells_before
+    assert main(["tables", "--results", str(results)]) == 0
+    for suffix in ("md", "csv", "tex", "png"):
+        assert (results / f"cross_modality.{suffix}").is_file()
+
+    layout = load_matrix(results / "matrix_modality.json")
+    rows = {r["name"]: r for r in layout["rows"]}
+    cell_dirs = {r["name"]: r["cells"] for r in json.loads((results / "matrix_modality.json").read_text())["rows"]}
+    for name in ("CT", "MRI"):
+        for column in ("CT", "MRI"):
+            cell_dir = Path(cell_dirs[name][column])
+            lines = [json.loads(line) for line in (cell_dir / "predictions.jsonl").read_text().splitlines()]
+            assert len(lines) == 6
+            assert rows[name]["cells"][column] == pytest.approx(100 * sum(p["correct"] for p in lines) / 6)
+            metrics = json.loads((cell_dir / "metrics.json").read_text())
+            assert metrics["accuracy"] * 100 == pytest.approx(rows[name]["cells"][column])
+    diagonal = [rows["CT"]["cells"]["CT"], rows["MRI"]["cells"]["MRI"]]
+    off = [rows["CT"]["cells"]["MRI"], rows["MRI"]["cells"]["CT"]]
+    assert layout["summary"]["in_domain"] == pytest.approx(sum(diagonal) / 2)
+    assert layout["summary"]["cross_domain"] == pytest.approx(sum(off) / 2)
+    assert layout["summary"]["overall"] == pytest.approx(sum(diagonal + off) / 4)
+    with open(results / "cross_modality.csv") as handle:
+        table = list(csv.reader(handle))
+    assert table[0][:3] == ["Trained on \\ Tested on", "CT", "MRI"]
+    ct_row = next(r for r in table if r[0] == "CT")
+    assert float(ct_row[1]) == pytest.approx(rows["CT"]["cells"]["CT"], abs=0.005)
+    markdown = (results / "cross_modality.md").read_text()
+    assert "69.91" in markdown and "99.17" in markdown  # the paper's numbers beside ours

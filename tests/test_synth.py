@@ -1,0 +1,56 @@
+"""The synthetic dataset: the raw OmniMedVQA layout with its quirks, and answers the image decides."""
+
+import json
+from collections import Counter
+
+from PIL import Image
+
+from medr1.omnimedvqa import LETTERS, MODALITIES, RAW_MODALITY, TASKS, canonicalize
+from medr1.synth import CLASS_COLOURS, LABELS, write_synthetic_dataset
+
+
+def read_raw(root):
+    records = []
+    for path in sorted((root / "QA_information" / "Open-access").glob("*.json")):
+        records += json.loads(path.read_text())
+    return records
+
+
+def test_layout_quirks_and_coverage(synthetic_data):
+    raw_root, _ = synthetic_data
+    records = read_raw(raw_root)
+    assert len(records) == 60 * len(MODALITIES)
+    raw_modalities = {r.get("modality_type", r.get("modality")) for r in records}
+    assert raw_modalities == set(RAW_MODALITY.values())  # typos included
+    assert sum("modality" in r for r in records) == 1  # the one record keyed `modality`
+    canonical = [canonicalize(r) for r in records]
+    assert {(r["modality"], r["task"]) for r in canonical} == {(m, t) for m in MODALITIES for t in TASKS}
+    assert {len(r["options"]) for r in canonical} == {2, 3, 4}
+    letters = Counter(r["answer"] for r in canonical)
+    assert set(letters) == set(LETTERS) and min(letters.values()) > 0.1 * len(canonical)
+    for r in records:
+        assert (raw_root / r["image_path"]).is_file()
+
+
+def test_the_image_decides_the_answer(tmp_path):
+    """Each finding is drawn in its class colour: the pixel at the drawing's centre names the answer."""
+    root = tmp_path / "raw"
+    write_synthetic_dataset(root, per_modality=25, image_size=64, seed=3)
+    checked = 0
+    for raw in read_raw(root):
+        record = canonicalize(raw)
+        if record["task"] == "Modality Recognition":
+            continue
+        label = record["options"][LETTERS.index(record["answer"])]
+        colour = CLASS_COLOURS[LABELS[record["task"]].index(label)]
+        pixels = Image.open(root / record["image"]).convert("RGB").getdata()
+        share = sum(p == colour for p in pixels) / len(pixels)
+        assert share > 0.03, (record["question_id"], share)
+        checked += 1
+    assert checked >= 100
+
+
+def test_same_seed_same_dataset(tmp_path):
+    write_synthetic_dataset(tmp_path / "a", per_modality=10, image_size=32, seed=1)
+    write_synthetic_dataset(tmp_path / "b", per_modality=10, image_size=32, seed=1)
+    assert read_raw(tmp_path / "a") == read_raw(tmp_path / "b")
