@@ -7,8 +7,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MEDR1 := $(BIN)/medr1
 
-DATA ?= data/synth
-RAW ?= data/synth-omnimedvqa
+# DATA: a DATA_DIR written by `medr1 prepare`; empty = the recipe's data_dir (training) or the
+# embedded synthetic data (evaluation).
+DATA ?=
+SYNTH_DATA := data/synth
+SYNTH_RAW := data/synth-omnimedvqa
 TINY_MODEL ?= outputs/models/tiny-qwen2vl
 RECIPE ?= configs/grpo/tiny_cpu.yaml
 SFT_RECIPE ?= configs/sft/tiny_cpu.yaml
@@ -18,11 +21,18 @@ MODEL ?=
 MODELS ?=
 BASE_MODEL ?= $(TINY_MODEL)
 LAUNCH ?= $(MEDR1)
-EVAL_ARGS ?=
+# On the embedded default, evaluate at the tiny recipe's image size with short generations.
+EVAL_ARGS ?= $(if $(DATA),,--image-size 56 --max-new-tokens 32)
 # torch/torchvision pins that this machine (and CI) hold on local disk; override on other machines.
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
 target_args = $(if $(MODALITY),--modality "$(MODALITY)",)$(if $(TASK),--task "$(TASK)",)
+data_arg = $(if $(DATA),--data_dir $(DATA),)
+EVAL_DATA = $(or $(DATA),$(SYNTH_DATA))
+# The embedded default (synthetic data + tiny model) is built only when a run uses it.
+TINY_RECIPES := configs/grpo/tiny_cpu.yaml configs/sft/tiny_cpu.yaml
+train_needs = $(if $(filter $(TINY_RECIPES),$(1)),setup,install)
+eval_needs = $(if $(DATA),install,setup)
 
 .PHONY: install setup demo train sft eval eval-cross-modality eval-cross-task eval-zero-shot tables test \
         test-fast bench lint clean
@@ -36,36 +46,36 @@ $(BIN)/medr1: setup.py
 	touch $(BIN)/medr1
 
 # Synthetic data in the raw OmniMedVQA layout -> canonical records and splits; the tiny model.
-setup: install $(DATA)/manifest.json $(TINY_MODEL)/config.json
-$(DATA)/manifest.json:
-	$(MEDR1) synth --out $(RAW)
-	$(MEDR1) prepare --omnimedvqa $(RAW) --out $(DATA)
+setup: install $(SYNTH_DATA)/manifest.json $(TINY_MODEL)/config.json
+$(SYNTH_DATA)/manifest.json:
+	$(MEDR1) synth --out $(SYNTH_RAW)
+	$(MEDR1) prepare --omnimedvqa $(SYNTH_RAW) --out $(SYNTH_DATA)
 $(TINY_MODEL)/config.json:
 	$(MEDR1) tiny-model --out $(TINY_MODEL)
 
 demo: install
 	$(MEDR1) demo
 
-train: setup
-	$(LAUNCH) train --config $(RECIPE) --data_dir $(DATA) $(target_args)
+train: $(call train_needs,$(RECIPE))
+	$(LAUNCH) train --config $(RECIPE) $(data_arg) $(target_args)
 
-sft: setup
-	$(LAUNCH) sft --config $(SFT_RECIPE) --data_dir $(DATA) $(target_args)
+sft: $(call train_needs,$(SFT_RECIPE))
+	$(LAUNCH) sft --config $(SFT_RECIPE) $(data_arg) $(target_args)
 
-eval: setup
-	$(MEDR1) eval --model $(MODEL) --data $(DATA) \
+eval: $(eval_needs)
+	$(MEDR1) eval --model $(MODEL) --data $(EVAL_DATA) \
 	  --split "$(if $(MODALITY),modality/$(MODALITY),task/$(TASK))/test" \
 	  --out "results/cells/$(notdir $(MODEL))/$(if $(MODALITY),modality/$(MODALITY),task/$(TASK))" $(EVAL_ARGS)
 
-eval-cross-modality: setup
-	$(MEDR1) matrix --axis modality --data $(DATA) --base-model $(BASE_MODEL) $(if $(MODELS),--models $(MODELS),) $(EVAL_ARGS)
+eval-cross-modality: $(eval_needs)
+	$(MEDR1) matrix --axis modality --data $(EVAL_DATA) --base-model $(BASE_MODEL) $(if $(MODELS),--models $(MODELS),) $(EVAL_ARGS)
 
-eval-cross-task: setup
-	$(MEDR1) matrix --axis task --data $(DATA) --base-model $(BASE_MODEL) $(if $(MODELS),--models $(MODELS),) $(EVAL_ARGS)
+eval-cross-task: $(eval_needs)
+	$(MEDR1) matrix --axis task --data $(EVAL_DATA) --base-model $(BASE_MODEL) $(if $(MODELS),--models $(MODELS),) $(EVAL_ARGS)
 
-eval-zero-shot: setup
-	$(MEDR1) matrix --axis modality --data $(DATA) --base-model $(or $(MODEL),$(BASE_MODEL)) --zero-shot-only $(EVAL_ARGS)
-	$(MEDR1) matrix --axis task --data $(DATA) --base-model $(or $(MODEL),$(BASE_MODEL)) --zero-shot-only $(EVAL_ARGS)
+eval-zero-shot: $(eval_needs)
+	$(MEDR1) matrix --axis modality --data $(EVAL_DATA) --base-model $(or $(MODEL),$(BASE_MODEL)) --zero-shot-only $(EVAL_ARGS)
+	$(MEDR1) matrix --axis task --data $(EVAL_DATA) --base-model $(or $(MODEL),$(BASE_MODEL)) --zero-shot-only $(EVAL_ARGS)
 
 tables: install
 	$(MEDR1) tables --results results
@@ -85,4 +95,4 @@ lint: install
 	$(BIN)/ruff check medr1 tests bench eval data_prep
 
 clean:
-	rm -rf outputs results $(DATA) $(RAW)
+	rm -rf outputs results $(SYNTH_DATA) $(SYNTH_RAW)
