@@ -9,7 +9,12 @@ Every question's answer is decided by the image, so a model can learn it:
 The cue-to-label mapping is shared by all modalities, so a model trained on one modality has
 something to transfer to the others, as in the paper's cross-modality study.
 
-Options are 2–4 labels of the question's task, shuffled, so answer letters are spread evenly.
+Options (`option_order`):
+- `shuffled` (default, like the real data): 2–4 labels of the question's task in random order, so the
+  model must read the options to find the letter of what it sees;
+- `fixed`: the task's four labels always in one order, so the letter follows from the image alone.
+  The CPU learning demo uses it: a tiny model learns image -> letter in a few hundred steps, but not
+  option-text matching (gold-answer SFT for 600 steps stayed at chance on the shuffled form).
 Raw modality strings keep the real typos, and one record uses the `modality` key variant.
 """
 
@@ -63,6 +68,7 @@ TASK_SHAPE = {
 CLASS_COLOURS = ((230, 30, 30), (30, 200, 30), (40, 80, 255), (250, 220, 0))
 
 OPTION_COUNT_WEIGHTS = {2: 0.15, 3: 0.25, 4: 0.6}
+OPTION_ORDERS = ("shuffled", "fixed")
 
 
 def draw_finding(image, task: str, label_index: int, rng: random.Random):
@@ -89,17 +95,25 @@ def draw_finding(image, task: str, label_index: int, rng: random.Random):
     return image
 
 
-def choose_options(task: str, answer_label: str, rng: random.Random) -> list[str]:
+def choose_options(task: str, answer_label: str, rng: random.Random, order: str = "shuffled") -> list[str]:
     labels = LABELS[task]
-    counts, weights = zip(*OPTION_COUNT_WEIGHTS.items())
-    n_options = rng.choices(counts, weights=weights)[0]
+    if order == "fixed":
+        n_options = 4
+    elif order == "shuffled":
+        counts, weights = zip(*OPTION_COUNT_WEIGHTS.items())
+        n_options = rng.choices(counts, weights=weights)[0]
+    else:
+        raise ValueError(f"option order must be one of {OPTION_ORDERS}, not {order!r}")
     distractors = rng.sample([label for label in labels if label != answer_label], n_options - 1)
     options = [answer_label, *distractors]
+    if order == "fixed":
+        return sorted(options, key=labels.index)
     rng.shuffle(options)
     return options
 
 
-def synth_record(modality: str, dataset: str, index: int, rng: random.Random) -> tuple[dict, str, int]:
+def synth_record(modality: str, dataset: str, index: int, rng: random.Random,
+                 option_order: str = "shuffled") -> tuple[dict, str, int]:
     """One raw OmniMedVQA record; also returns the task and class index the image must show."""
     task = TASKS[index % len(TASKS)]
     if task == "Modality Recognition":
@@ -107,7 +121,7 @@ def synth_record(modality: str, dataset: str, index: int, rng: random.Random) ->
     else:
         label_index = rng.randrange(len(LABELS[task]))
     answer_label = LABELS[task][label_index]
-    options = choose_options(task, answer_label, rng)
+    options = choose_options(task, answer_label, rng, option_order)
     question_id = f"{dataset.replace(' ', '_')}_{index:06d}"
     record = {
         "dataset": dataset,
@@ -122,7 +136,8 @@ def synth_record(modality: str, dataset: str, index: int, rng: random.Random) ->
     return record, task, label_index
 
 
-def write_synthetic_dataset(root: Path, per_modality: int = 1000, image_size: int = 128, seed: int = 42) -> dict:
+def write_synthetic_dataset(root: Path, per_modality: int = 1000, image_size: int = 128, seed: int = 42,
+                            option_order: str = "shuffled") -> dict:
     """Write `root/Images/...` and `root/QA_information/Open-access/<dataset>.json`; returns counts."""
     from medr1.sample_images import sample_images
 
@@ -137,7 +152,7 @@ def write_synthetic_dataset(root: Path, per_modality: int = 1000, image_size: in
         (root / "Images" / dataset).mkdir(parents=True, exist_ok=True)
         records = []
         for index in range(per_modality):
-            record, task, label_index = synth_record(modality, dataset, index, rng)
+            record, task, label_index = synth_record(modality, dataset, index, rng, option_order)
             image = backgrounds[rng.randrange(len(backgrounds))]
             if task != "Modality Recognition":
                 image = draw_finding(image, task, label_index, rng)
@@ -159,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-modality", type=int, default=1000, help="questions per modality")
     parser.add_argument("--image-size", type=int, default=128, help="side of the written square images")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--option-order", choices=OPTION_ORDERS, default="shuffled")
     args = parser.parse_args(argv)
-    write_synthetic_dataset(args.out, per_modality=args.per_modality, image_size=args.image_size, seed=args.seed)
+    write_synthetic_dataset(args.out, per_modality=args.per_modality, image_size=args.image_size, seed=args.seed,
+                            option_order=args.option_order)
     return 0

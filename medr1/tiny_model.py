@@ -190,6 +190,7 @@ def build_tiny_model(
     hidden_size: int = 64,
     layers: int = 2,
     seed: int = 0,
+    compact_vocab_size: int = 512,
 ) -> Path:
     """Write a randomly initialised tiny Qwen2-VL checkpoint (model + processor) to `out`."""
     import torch
@@ -200,7 +201,7 @@ def build_tiny_model(
     elif vocab == "compact":
         if corpus is None:
             raise ValueError("the compact vocabulary is trained on a corpus; pass the dataset's prompt texts")
-        tokenizer = compact_tokenizer(corpus)
+        tokenizer = compact_tokenizer(corpus, vocab_size=compact_vocab_size)
     else:
         raise ValueError(f"unknown vocabulary {vocab!r}; choose one of {VOCABULARIES}")
     torch.manual_seed(seed)
