@@ -396,7 +396,7 @@ def gpu_eval_leg(model: Path, data: Path, out: Path, engine: str, n: int, max_ne
     try:
         with BatchClock() as clock, TokenCount(Qwen2VLForConditionalGeneration, end_ids) as count:
             begin = time.perf_counter()
-            evaluate(model, data, SPLIT, out, engine=engine, batch_size=args.batch_size, limit=n,
+            evaluate(model, data, SPLIT, out, engine=engine, batch_size=args.gpu_batch_size, limit=n,
                      image_size=args.gpu_image_size, max_new_tokens=max_new_tokens, num_workers=args.num_workers)
             seconds = time.perf_counter() - begin
     finally:
@@ -453,7 +453,7 @@ def gpu_section(args) -> None:
                 print(f"  {engine}: {n} questions in {r['seconds']:.1f} s", flush=True)
         print()
         print(f"==== evaluation throughput, Qwen2-VL-2B architecture (random weights), {torch.cuda.get_device_name()}, "
-              f"{args.gpu_max_new_tokens} new tokens per question, batch {args.batch_size} ====")
+              f"{args.gpu_max_new_tokens} new tokens per question, batch {args.gpu_batch_size} ====")
         for engine, n, r in results:
             print(f"{engine:>5}: {n} questions in {r['seconds']:.1f} s = {n / r['seconds']:.2f} q/s "
                   f"({n * args.gpu_max_new_tokens / r['seconds']:,.0f} tokens/s); start-up + first batch "
@@ -489,6 +489,7 @@ def main() -> int:
     parser.add_argument("--gpu-questions", type=int, default=2000, help="questions for the vllm engine")
     parser.add_argument("--gpu-hf-questions", type=int, default=512,
                         help="questions for the hf engine (2000 at 256 tokens, batch 16, take over 10 minutes)")
+    parser.add_argument("--gpu-batch-size", type=int, default=64, help="hf engine batch size on the GPU")
     parser.add_argument("--gpu-max-new-tokens", type=int, default=256)
     parser.add_argument("--gpu-image-size", type=int, default=384, help="the paper's image size")
     args = parser.parse_args()

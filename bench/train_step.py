@@ -29,8 +29,8 @@ Step-time breakdown, by timing wrappers installed on the GRPOTrainer class for t
 
 --gpu (CUDA only; skipped with a message otherwise): a Qwen2-VL-2B-shaped model with random weights
 (the real architecture values, the real Qwen2 vocabulary) trained with the paper recipe
-configs/grpo/medr1_qwen2vl_2b.yaml, with and without vLLM (colocate); reports s/step, completion
-tokens/s and peak GPU memory.
+configs/grpo/medr1_qwen2vl_2b.yaml: plain HF generation, LoRA, a frozen vision tower and vLLM colocate
+(`--gpu-legs`; vLLM only when installed); reports s/step, completion tokens/s and peak GPU memory.
 
 Timings on a shared 2-core machine are noisy; compare the two columns of one run, not runs.
 """
@@ -515,14 +515,14 @@ def build_qwen2vl_2b(out: Path, image_size: int = 384, no_eos: bool = False) -> 
     return out
 
 
-def gpu_leg(work: Path, model: Path, attn: str, extra: list[str], args) -> dict:
+def gpu_leg(work: Path, model: Path, attn: str, tag: str, extra: list[str], args) -> dict:
     """Train `args.gpu_steps` steps with the paper recipe through medr1's path; the first step is not counted."""
     import torch
 
     from medr1.grpo import build_trainer
 
     script_args, training_args, model_args = medr1_args(
-        PAPER_RECIPE, work / "data", model, work / f"out-{len(extra)}", args.gpu_steps,
+        PAPER_RECIPE, work / "data", model, work / f"out-{tag}", args.gpu_steps,
         "--attn_implementation", attn, *extra)
     clock = step_clock()
     start = time.perf_counter()
@@ -568,18 +568,30 @@ def gpu_section(args) -> None:
         write_synthetic_dataset(work / "omnimedvqa", per_modality=30, image_size=384, seed=0)
         prepare(work / "omnimedvqa", work / "data", seed=42)
         model = build_qwen2vl_2b(work / "qwen2vl-2b-random", image_size=384)
-        legs = [("HF generate", [])]
-        if has_vllm:
-            legs.append(("vLLM colocate", ["--use_vllm", "true", "--vllm_mode", "colocate",
-                                           "--vllm_gpu_memory_utilization", str(args.gpu_vllm_memory),
-                                           "--vllm_max_model_length", "2048"]))
+        available = {
+            "hf": ("HF generate", []),
+            # The scale-out switches the CPU tests only construct, here run for real on the 2B shape.
+            "lora": ("HF + LoRA r16", ["--use_peft", "true", "--lora_r", "16", "--lora_alpha", "32",
+                                       "--lora_target_modules", "q_proj", "k_proj", "v_proj", "o_proj"]),
+            "frozen-vision": ("HF + frozen ViT", ["--freeze_vision_tower", "true"]),
+            "vllm": ("vLLM colocate", ["--use_vllm", "true", "--vllm_mode", "colocate",
+                                       "--vllm_gpu_memory_utilization", str(args.gpu_vllm_memory),
+                                       "--vllm_max_model_length", "2048"]),
+        }
+        wanted = [name.strip() for name in args.gpu_legs.split(",") if name.strip()]
+        unknown = sorted(set(wanted) - set(available))
+        if unknown:
+            raise SystemExit(f"unknown --gpu-legs {unknown}; choose from {sorted(available)}")
+        if "vllm" in wanted and not has_vllm:
+            wanted.remove("vllm")
+        legs = [(name, *available[name]) for name in wanted]
         results = []
         with phase_timers():
-            for name, extra in legs:
+            for tag, name, extra in legs:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
                 try:
-                    results.append((name, gpu_leg(work, model, attn, extra, args)))
+                    results.append((name, gpu_leg(work, model, attn, tag, extra, args)))
                 except Exception as error:  # report and go on: one failed leg should not lose the other
                     print(f"  {name}: FAILED: {type(error).__name__}: {error}", flush=True)
                     continue
@@ -595,8 +607,11 @@ def gpu_section(args) -> None:
                   f"{r['max_memory_allocated GB']:.1f} GB")
         if not has_vllm:
             print("vLLM leg skipped: vllm is not installed (pip install -e '.[vllm]').")
-        elif len(results) == 2:
-            print(f"vLLM speed-up per step: {results[0][1]['s/step'] / results[1][1]['s/step']:.2f}x")
+        else:
+            by_name = dict(results)
+            if "HF generate" in by_name and "vLLM colocate" in by_name:
+                print(f"vLLM speed-up per step: "
+                      f"{by_name['HF generate']['s/step'] / by_name['vLLM colocate']['s/step']:.2f}x")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -621,6 +636,8 @@ def main() -> int:
     parser.add_argument("--gpu", action="store_true", help="also run the Qwen2-VL-2B GPU section (CUDA only)")
     parser.add_argument("--gpu-only", action="store_true", help="run only the GPU section")
     parser.add_argument("--gpu-steps", type=int, default=4, help="GPU optimizer steps per leg, the first not counted")
+    parser.add_argument("--gpu-legs", default="hf,lora,frozen-vision,vllm",
+                        help="GPU legs to run, comma-separated: hf, lora, frozen-vision, vllm (skipped if absent)")
     parser.add_argument("--gpu-vllm-memory", type=float, default=0.25, help="vllm_gpu_memory_utilization")
     args = parser.parse_args()
     if args.steps is None:

@@ -113,9 +113,9 @@ def choose_options(task: str, answer_label: str, rng: random.Random, order: str 
 
 
 def synth_record(modality: str, dataset: str, index: int, rng: random.Random,
-                 option_order: str = "shuffled") -> tuple[dict, str, int]:
+                 option_order: str = "shuffled", tasks: tuple[str, ...] = TASKS) -> tuple[dict, str, int]:
     """One raw OmniMedVQA record; also returns the task and class index the image must show."""
-    task = TASKS[index % len(TASKS)]
+    task = tasks[index % len(tasks)]
     if task == "Modality Recognition":
         label_index = MODALITIES.index(modality)
     else:
@@ -137,10 +137,16 @@ def synth_record(modality: str, dataset: str, index: int, rng: random.Random,
 
 
 def write_synthetic_dataset(root: Path, per_modality: int = 1000, image_size: int = 128, seed: int = 42,
-                            option_order: str = "shuffled") -> dict:
-    """Write `root/Images/...` and `root/QA_information/Open-access/<dataset>.json`; returns counts."""
+                            option_order: str = "shuffled", tasks: tuple[str, ...] = TASKS) -> dict:
+    """Write `root/Images/...` and `root/QA_information/Open-access/<dataset>.json`; returns counts.
+
+    `tasks`: the tasks the questions cycle through (all five by default)."""
     from medr1.sample_images import sample_images
 
+    tasks = tuple(tasks)
+    unknown = [task for task in tasks if task not in TASKS]
+    if not tasks or unknown:
+        raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {list(tasks)}")
     root = Path(root)
     qa_dir = root / "QA_information" / "Open-access"
     qa_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +158,7 @@ def write_synthetic_dataset(root: Path, per_modality: int = 1000, image_size: in
         (root / "Images" / dataset).mkdir(parents=True, exist_ok=True)
         records = []
         for index in range(per_modality):
-            record, task, label_index = synth_record(modality, dataset, index, rng, option_order)
+            record, task, label_index = synth_record(modality, dataset, index, rng, option_order, tasks)
             image = backgrounds[rng.randrange(len(backgrounds))]
             if task != "Modality Recognition":
                 image = draw_finding(image, task, label_index, rng)

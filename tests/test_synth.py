@@ -54,3 +54,26 @@ def test_same_seed_same_dataset(tmp_path):
     write_synthetic_dataset(tmp_path / "a", per_modality=10, image_size=32, seed=1)
     write_synthetic_dataset(tmp_path / "b", per_modality=10, image_size=32, seed=1)
     assert read_raw(tmp_path / "a") == read_raw(tmp_path / "b")
+
+
+def test_task_subset_and_letter_balance(tmp_path):
+    """`tasks` restricts the questions; with the four finding tasks and fixed options, the gold letter is
+    the class colour's index, so letters are balanced and no single letter is a shortcut."""
+    tasks = [t for t in TASKS if t != "Modality Recognition"]
+    write_synthetic_dataset(tmp_path / "raw", per_modality=200, image_size=32, seed=5, option_order="fixed",
+                            tasks=tasks)
+    records = [canonicalize(raw) for raw in read_raw(tmp_path / "raw")]
+    assert {r["task"] for r in records} == set(tasks)
+    for record in records:
+        label = record["options"][LETTERS.index(record["answer"])]
+        assert LETTERS.index(record["answer"]) == LABELS[record["task"]].index(label)
+    for modality in MODALITIES:
+        letters = Counter(r["answer"] for r in records if r["modality"] == modality)
+        assert max(letters.values()) / sum(letters.values()) < 0.33, (modality, letters)
+
+
+def test_unknown_task_is_refused(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="subset"):
+        write_synthetic_dataset(tmp_path / "raw", per_modality=2, image_size=32, tasks=["Radiomics"])
