@@ -32,6 +32,11 @@ class MedR1Arguments:
     sft_answers: str = field(
         default="gold", metadata={"help": "SFT only: gold | random (format warm-start with random letters)"}
     )
+    sft_think: str = field(
+        default="fixed",
+        metadata={"help": "SFT only, think styles: fixed (one placeholder sentence) | finding-colour (names the "
+                          "colour of the synthetic finding, read from the pixels: the CPU demo's perception)"},
+    )
 
     def target(self) -> str:
         """The folder name of the training domain: the modality or task."""

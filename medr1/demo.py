@@ -73,13 +73,14 @@ class LogHistory(TrainerCallback):
 def build_data(out: Path, per_modality: int, seed: int) -> Path:
     """Synthetic raw OmniMedVQA under out/raw, prepared into out/data; returns DATA_DIR."""
     from medr1.prepare import prepare
-    from medr1.synth import write_synthetic_dataset
+    from medr1.synth import FINDING_TASKS, write_synthetic_dataset
 
     raw, data_dir = Path(out) / "raw", Path(out) / "data"
     for path in (raw, data_dir):
         shutil.rmtree(path, ignore_errors=True)
-    # Fixed option order: the letter follows from the image alone (see medr1/synth.py for why).
-    write_synthetic_dataset(raw, per_modality=per_modality, seed=seed, option_order="fixed")
+    # Fixed option order, so the letter follows from the image alone (see medr1/synth.py for why), and only
+    # the four finding tasks, so every letter is gold equally often: no single letter beats chance.
+    write_synthetic_dataset(raw, per_modality=per_modality, seed=seed, option_order="fixed", tasks=FINDING_TASKS)
     prepare(raw, data_dir, seed=seed)
     return data_dir
 

@@ -20,12 +20,20 @@ logger = logging.getLogger(__name__)
 PLACEHOLDER_REASONING = "I look at the image and compare it with each option."
 
 
-def target_text(letter: str, style: str) -> str:
-    """The completion a prompt style asks for, with `letter` as the answer."""
+THINK_SOURCES = ("fixed", "finding-colour")
+
+
+def finding_reasoning(colour: str | None) -> str:
+    """What the demo's warm-start says it sees: the finding's colour, never the option it means."""
+    return colour or "none"  # one word: the compact demo vocabulary spells long sentences letter by letter
+
+
+def target_text(letter: str, style: str, reasoning: str = PLACEHOLDER_REASONING) -> str:
+    """The completion a prompt style asks for, with `letter` as the answer and `reasoning` in <think>."""
     answer = f"<answer> {letter} </answer>"
     if style == "nothink":
         return answer
-    think = f"<think>{PLACEHOLDER_REASONING}</think>"
+    think = f"<think>{reasoning}</think>"
     if style == "think":
         return think + answer
     if style == "think-after":
@@ -43,6 +51,19 @@ def answer_letter_for(record: dict, answers: str, seed: int) -> str:
     raise ValueError(f"sft_answers must be gold or random, not {answers!r}")
 
 
+def reasoning_for(script_args):
+    """record -> the <think> text SFT trains on (`sft_think`)."""
+    if script_args.sft_think == "fixed":
+        return lambda record: PLACEHOLDER_REASONING
+    if script_args.sft_think == "finding-colour":
+        from medr1.data import image_loader
+        from medr1.synth import finding_colour
+
+        load = image_loader(script_args.data_dir, script_args.image_size)
+        return lambda record: finding_reasoning(finding_colour(load(record["image_path"])))
+    raise ValueError(f"sft_think must be one of {THINK_SOURCES}, not {script_args.sft_think!r}")
+
+
 def train(script_args, training_args, model_args) -> Path:
     from trl import SFTTrainer, get_peft_config
 
@@ -50,11 +71,13 @@ def train(script_args, training_args, model_args) -> Path:
     from medr1.grpo import last_checkpoint, load_policy, write_run_metadata
 
     split = split_name(script_args.modality, script_args.task, "train")
+    reasoning = reasoning_for(script_args)
     dataset = prompt_dataset(
         script_args.data_dir, split, style=script_args.prompt_style, stage="train",
         image_size=script_args.image_size, limit=script_args.max_train_samples,
         completion=lambda record: target_text(
-            answer_letter_for(record, script_args.sft_answers, training_args.seed), script_args.prompt_style
+            answer_letter_for(record, script_args.sft_answers, training_args.seed), script_args.prompt_style,
+            reasoning(record),
         ),
     )
     model, processor = load_policy(model_args, script_args)

@@ -65,7 +65,10 @@ TASK_SHAPE = {
     "Lesion Grading": "triangle",
     "Other Biological Attributes": "ring",
 }
+# The tasks whose answer is drawn on the image (Modality Recognition is answered by the background).
+FINDING_TASKS = tuple(TASK_SHAPE)
 CLASS_COLOURS = ((230, 30, 30), (30, 200, 30), (40, 80, 255), (250, 220, 0))
+COLOUR_NAMES = ("red", "green", "blue", "yellow")
 
 OPTION_COUNT_WEIGHTS = {2: 0.15, 3: 0.25, 4: 0.6}
 OPTION_ORDERS = ("shuffled", "fixed")
@@ -93,6 +96,19 @@ def draw_finding(image, task: str, label_index: int, rng: random.Random):
     elif shape == "ring":
         draw.ellipse(box, outline=colour, width=max(2, radius // 3))
     return image
+
+
+def finding_colour(image, tolerance: int = 40, min_share: float = 0.02) -> str | None:
+    """The colour name of the drawn finding, read from the pixels alone (None when there is none).
+
+    Perception, not knowledge: it says what is drawn, never which option that means. The CPU demo's
+    warm-start writes it into `<think>`, standing in for what an instruction-tuned VLM already sees."""
+    import numpy as np
+
+    pixels = np.asarray(image.convert("RGB"), dtype=np.int16).reshape(-1, 3)
+    shares = [float((np.abs(pixels - np.array(colour)).max(axis=1) <= tolerance).mean()) for colour in CLASS_COLOURS]
+    best = int(np.argmax(shares))
+    return COLOUR_NAMES[best] if shares[best] >= min_share else None
 
 
 def choose_options(task: str, answer_label: str, rng: random.Random, order: str = "shuffled") -> list[str]:

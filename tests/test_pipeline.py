@@ -43,6 +43,7 @@ def test_sft_trains_on_the_answer_only(synthetic_data, compact_model, tmp_path):
 
     assert target_text("C", "nothink") == "<answer> C </answer>"
     assert target_text("C", "think").startswith("<think>") and target_text("C", "think-after").endswith("</think>")
+    assert target_text("B", "think", "red") == "<think>red</think><answer> B </answer>"
     script_args, training_args, model_args = parse_args(
         ["--config", str(REPO / "configs/sft/tiny_cpu.yaml"), "--data_dir", str(tmp_path / "unused"),
          "--task", "Lesion Grading", "--model_name_or_path", str(compact_model),
@@ -106,3 +107,28 @@ def test_two_by_two_chain_train_cross_evaluate_tables(synthetic_data, compact_mo
     assert float(ct_row[1]) == pytest.approx(rows["CT"]["cells"]["CT"], abs=0.005)
     markdown = (results / "cross_modality.md").read_text()
     assert "69.91" in markdown and "99.17" in markdown  # the paper's numbers beside ours
+
+
+def test_warm_start_reasoning_names_what_is_drawn(synthetic_data):
+    """sft_think=finding-colour: <think> says the colour seen in the record's image, independently of the
+    (random) answer letter; an unknown source is refused."""
+    import pytest
+
+    from medr1.configs import MedR1Arguments
+    from medr1.data import load_split
+    from medr1.sft import reasoning_for
+    from medr1.synth import COLOUR_NAMES, LABELS
+
+    _, data = synthetic_data
+    args = MedR1Arguments(data_dir=str(data), sft_think="finding-colour", image_size=56)
+    reasoning = reasoning_for(args)
+    for record in load_split(data, "modality/CT/train", limit=20):
+        said = reasoning({**record, "image_path": record["image"]})
+        if record["task"] == "Modality Recognition":
+            assert said == "none"
+        else:
+            label = record["options"][ord(record["answer"]) - ord("A")]
+            assert said == COLOUR_NAMES[LABELS[record["task"]].index(label)]
+    assert reasoning_for(MedR1Arguments(sft_think="fixed"))({}).startswith("I look")
+    with pytest.raises(ValueError, match="sft_think"):
+        reasoning_for(MedR1Arguments(sft_think="caption"))

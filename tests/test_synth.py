@@ -77,3 +77,26 @@ def test_unknown_task_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="subset"):
         write_synthetic_dataset(tmp_path / "raw", per_modality=2, image_size=32, tasks=["Radiomics"])
+
+
+def test_finding_colour_reads_the_drawing_not_the_label(tmp_path):
+    """The demo's perception: the colour named from the pixels is the class colour of every drawn finding,
+    and nothing is named on an undrawn (Modality Recognition) CT image."""
+    from medr1.images import load_image
+    from medr1.synth import COLOUR_NAMES, finding_colour
+
+    root = tmp_path / "raw"
+    write_synthetic_dataset(root, per_modality=40, image_size=128, seed=7)
+    checked = 0
+    for raw in read_raw(root):
+        record = canonicalize(raw)
+        if record["modality"] != "CT":
+            continue
+        seen = finding_colour(load_image(root / record["image"], size=56))
+        if record["task"] == "Modality Recognition":
+            assert seen is None, record["question_id"]
+            continue
+        label = record["options"][LETTERS.index(record["answer"])]
+        assert seen == COLOUR_NAMES[LABELS[record["task"]].index(label)], record["question_id"]
+        checked += 1
+    assert checked >= 30
