@@ -348,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = run_demo(settings)
     print(Path(summary["paths"]["cross_modality_table"]).read_text(encoding="utf-8").split("\n## ")[0])
     print(f"held-out {settings.modality} test accuracy (n={summary['n_test']}, greedy):")
-    print(f"  before GRPO (format warm-start only): {summary['before_accuracy']:.3f}")
-    print(f"  after GRPO:                           {summary['after_accuracy']:.3f}")
+    print(f"  before GRPO (warm-start, random letters): {summary['before_accuracy']:.3f}")
+    print(f"  after GRPO:                               {summary['after_accuracy']:.3f}")
     print(f"demo took {summary['seconds']:.0f} s; vocabulary: {summary['vocabulary']}")
     for name, path in summary["paths"].items():
         print(f"  {name:<12} {path}")

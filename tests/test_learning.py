@@ -5,7 +5,8 @@ each group) stays at chance.
 The `medr1 demo` pipeline with its recipes: synthetic CT questions (four finding tasks, fixed option
 order, so every letter is gold equally often), compact-vocabulary tiny Qwen2-VL, a warm-start that
 teaches the format and names the finding's colour in <think> with random answers, then 300 GRPO steps
-through `medr1.grpo.train` (about 2.5 minutes each on one core). Measured here: 0.13 before, 0.97 after.
+through `medr1.grpo.train` (about 2.5 minutes each on one core).
+Measured here: 0.13 before, 0.97 after; 0.00 with shuffled rewards (the format breaks).
 """
 
 import pytest
