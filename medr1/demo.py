@@ -1,7 +1,8 @@
 """`medr1 demo`: prove on a CPU that GRPO learns, end to end, in minutes.
 
 synthetic OmniMedVQA -> prepared DATA_DIR -> tiny Qwen2-VL (compact vocabulary) -> a short supervised
-warm-start that teaches only the answer format (answers drawn at random) -> GRPO (TRL's GRPOTrainer via
+warm-start that teaches the format and to name the finding's colour in <think>, answers drawn at random
+(so accuracy stays at chance) -> GRPO (TRL's GRPOTrainer via
 `medr1.grpo.train`) on one modality's train split -> greedy evaluation of the warm-start ("before") and
 of the GRPO policy ("after") on that modality's held-out test split -> a reward-curve plot and
 `summary.json`. Every stage is the project's own stage function, configured from the recipe files
@@ -9,7 +10,7 @@ of the GRPO policy ("after") on that modality's held-out test split -> a reward-
 `medr1 train` would be.
 
 `--reward-ablation shuffle` runs the control: the same rewards permuted within each group, so no
-completion is rewarded for what it did; accuracy must then stay at chance.
+completion is rewarded for what it did; accuracy must then not rise.
 """
 
 from __future__ import annotations

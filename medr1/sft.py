@@ -2,8 +2,9 @@
 
 TRL's `SFTTrainer` with the loss on the completion only. The target is the answer in the prompt
 style's format (`<answer> C </answer>` for no-think, as the released SFT baseline). With
-`sft_answers: random` the letter is drawn at random: a warm-start that teaches only the format,
-standing in for an instruction-tuned base model in the CPU demo.
+`sft_answers: random` the letter is drawn at random: a warm-start that teaches the format, not the
+answer, standing in for an instruction-tuned base model in the CPU demo. `sft_think: finding-colour`
+puts what the image shows (the synthetic finding's colour, read from the pixels) into `<think>`.
 """
 
 from __future__ import annotations
