@@ -197,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=128, help="side of the written square images")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--option-order", choices=OPTION_ORDERS, default="shuffled")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS),
+                        help="tasks the questions cycle through (the CPU demo uses the four finding tasks)")
     args = parser.parse_args(argv)
     write_synthetic_dataset(args.out, per_modality=args.per_modality, image_size=args.image_size, seed=args.seed,
-                            option_order=args.option_order)
+                            option_order=args.option_order, tasks=args.tasks)
     return 0
