@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medr1.evaluate import bootstrap_ci, read_done, score_prediction, summarize
+from medr1.evaluate import bootstrap_ci, longest_first, read_done, score_prediction, summarize
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD = {"question_id": "q1", "dataset": "D", "options": ["CT", "MRI", "X-Ray"], "answer": "B"}
@@ -42,6 +42,19 @@ def test_summary_counts_and_confidence_interval():
     assert 0.0 <= low <= 0.75 <= high <= 1.0
     low, high = bootstrap_ci([True] * 80 + [False] * 20)
     assert 0.7 < low < 0.8 < high < 0.9
+
+
+def test_longest_first_orders_by_prompt_text_and_keeps_split_order_on_ties():
+    records = [
+        {"question_id": "short", "question": "Q?", "options": ["a", "b"]},
+        {"question_id": "long", "question": "A much longer question?", "options": ["a", "b"]},
+        {"question_id": "tie", "question": "Q?", "options": ["a", "b"]},
+        {"question_id": "released", "problem": "A released problem string, longest of all A)x, B)y"},
+        {"question_id": "four", "question": "Q?", "options": ["a", "b", "c", "d"]},
+    ]
+    ordered = [r["question_id"] for r in longest_first(records)]
+    assert ordered == ["released", "long", "four", "short", "tie"]
+    assert [r["question_id"] for r in records][0] == "short"  # the input is not reordered in place
 
 
 def test_a_torn_last_line_is_cut_off(tmp_path):
