@@ -16,6 +16,7 @@ completion is rewarded for what it did; accuracy must then not rise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shutil
@@ -223,6 +224,16 @@ def cross_modality_table(out: Path, data_dir: Path, modality: str, policy: Path,
 
 # ---- the whole demo -----------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def timed(timings: dict[str, float], stage: str):
+    """Adds the seconds the `with` block took to `timings[stage]`."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = time.perf_counter() - start
+
+
 def run_demo(settings: DemoSettings) -> dict:
     started = time.perf_counter()
     out = Path(settings.out)
@@ -232,37 +243,26 @@ def run_demo(settings: DemoSettings) -> dict:
     max_new_tokens = grpo_config.max_completion_length
     timings = {}
 
-    t = time.perf_counter()
-    data_dir = build_data(out, settings.per_modality, settings.seed)
-    model_dir = build_model(out, data_dir, image_size, settings.hidden_size, settings.layers, settings.seed)
-    timings["data_and_model"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    start = warm_start(model_dir, data_dir, settings.modality, out / "warmstart", settings.seed,
-                       settings.sft_recipe, settings.sft_overrides)
-    timings["warm_start"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    before = held_out_accuracy(start, data_dir, settings.modality, out / "eval" / "before", prompt, image_size,
-                               max_new_tokens, settings.eval_batch_size)
-    timings["eval_before"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    policy, history, (grpo_script, grpo_args) = run_grpo(
-        start, data_dir, settings.modality, out / "grpo", settings.seed, settings.reward_ablation,
-        settings.grpo_recipe, settings.grpo_overrides,
-    )
-    timings["grpo"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    after = held_out_accuracy(policy, data_dir, settings.modality, out / "eval" / "after", prompt, image_size,
-                              max_new_tokens, settings.eval_batch_size)
-    timings["eval_after"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    table = cross_modality_table(out, data_dir, settings.modality, policy, start, prompt, image_size,
-                                 max_new_tokens)
-    timings["cross_modality_table"] = time.perf_counter() - t
+    with timed(timings, "data_and_model"):
+        data_dir = build_data(out, settings.per_modality, settings.seed)
+        model_dir = build_model(out, data_dir, image_size, settings.hidden_size, settings.layers, settings.seed)
+    with timed(timings, "warm_start"):
+        start = warm_start(model_dir, data_dir, settings.modality, out / "warmstart", settings.seed,
+                           settings.sft_recipe, settings.sft_overrides)
+    with timed(timings, "eval_before"):
+        before = held_out_accuracy(start, data_dir, settings.modality, out / "eval" / "before", prompt, image_size,
+                                   max_new_tokens, settings.eval_batch_size)
+    with timed(timings, "grpo"):
+        policy, history, (grpo_script, grpo_args) = run_grpo(
+            start, data_dir, settings.modality, out / "grpo", settings.seed, settings.reward_ablation,
+            settings.grpo_recipe, settings.grpo_overrides,
+        )
+    with timed(timings, "eval_after"):
+        after = held_out_accuracy(policy, data_dir, settings.modality, out / "eval" / "after", prompt, image_size,
+                                  max_new_tokens, settings.eval_batch_size)
+    with timed(timings, "cross_modality_table"):
+        table = cross_modality_table(out, data_dir, settings.modality, policy, start, prompt, image_size,
+                                     max_new_tokens)
 
     plot = plot_rewards(history, out / "reward_curve.png",
                         f"GRPO on {settings.modality} (reward ablation: {settings.reward_ablation})")
@@ -308,7 +308,21 @@ def _vocab_size(model_dir: Path) -> int:
     return len(AutoTokenizer.from_pretrained(model_dir))
 
 
-FAST_SETTINGS = {"per_modality": 500}
+FAST_PER_MODALITY = 500  # the CI-size data
+
+
+def format_report(summary: dict, out: Path) -> str:
+    """The demo's closing report: the cross-modality table, before/after accuracy and where the files are."""
+    lines = [
+        Path(summary["paths"]["cross_modality_table"]).read_text(encoding="utf-8").split("\n## ")[0],
+        f"held-out {summary['modality']} test accuracy (n={summary['n_test']}, greedy):",
+        f"  before GRPO (warm-start, random letters): {summary['before_accuracy']:.3f}",
+        f"  after GRPO:                               {summary['after_accuracy']:.3f}",
+        f"demo took {summary['seconds']:.0f} s; vocabulary: {summary['vocabulary']}",
+        *(f"  {name:<12} {path}" for name, path in summary["paths"].items()),
+        f"  summary      {Path(out) / 'summary.json'}",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"))
     parser.add_argument("--modality", default="CT")
     parser.add_argument("--per-modality", type=int, help="synthetic questions per modality")
-    parser.add_argument("--fast", action="store_true", help="the CI-size version (less data, fewer steps)")
+    parser.add_argument("--fast", action="store_true",
+                        help=f"the CI-size data: {FAST_PER_MODALITY} synthetic questions per modality")
     parser.add_argument("--reward-ablation", choices=("none", "shuffle"), default="none")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--grpo-recipe", default=GRPO_RECIPE)
@@ -343,16 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         hidden_size=args.hidden_size, layers=args.layers,
     )
     if args.fast:
-        settings.per_modality = FAST_SETTINGS["per_modality"]
+        settings.per_modality = FAST_PER_MODALITY
     if args.per_modality:
         settings.per_modality = args.per_modality
     summary = run_demo(settings)
-    print(Path(summary["paths"]["cross_modality_table"]).read_text(encoding="utf-8").split("\n## ")[0])
-    print(f"held-out {settings.modality} test accuracy (n={summary['n_test']}, greedy):")
-    print(f"  before GRPO (warm-start, random letters): {summary['before_accuracy']:.3f}")
-    print(f"  after GRPO:                               {summary['after_accuracy']:.3f}")
-    print(f"demo took {summary['seconds']:.0f} s; vocabulary: {summary['vocabulary']}")
-    for name, path in summary["paths"].items():
-        print(f"  {name:<12} {path}")
-    print(f"  summary      {Path(settings.out) / 'summary.json'}")
+    logger.info("demo finished\n%s", format_report(summary, settings.out))
     return 0

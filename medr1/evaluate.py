@@ -138,7 +138,7 @@ def longest_first(records: list[dict]) -> list[dict]:
             return len(problem_text(record["question"], record["options"]))
         return len(record.get("problem", ""))
 
-    return sorted(records, key=lambda record: -length(record))
+    return sorted(records, key=length, reverse=True)  # stable: equal lengths keep their order
 
 
 class _Batches:
