@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="medr1",
-    version="0.1.0",
+    version="0.2.0",
     description="Reinforcement learning (GRPO) for medical reasoning in vision-language models",
     packages=find_packages(include=["medr1", "medr1.*"]),
     python_requires=">=3.10",

@@ -10,7 +10,7 @@ writes one benchmark split of N questions (default 128) and measures, side by si
      template, run the processor, `model.generate` one question, decode, check the answer.
 
 Both decode exactly max_new_tokens for every question: the model is the tiny one with the (tied)
-embedding rows of its end tokens zeroed, so the end tokens' logit is 0 while the largest of the
+embedding rows of its end tokens zeroed (`build_tiny_model(endless=True)`), so the end tokens' logit is 0 while the largest of the
 other random logits is > 0 and greedy decoding never stops early (no change to `evaluate` needed).
 A timing-neutral wrapper on the model class's `generate` counts the tokens each path generated and
 checks that no row stopped early. Runs alternate A B, B A, ... after a discarded warm-up pair.
@@ -37,25 +37,27 @@ Timings on a shared 2-core machine are noisy; compare the two columns of one run
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
-import logging
-import os
 import re
 import resource
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
-import warnings
-from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from medr1.embedded.workbench import (  # noqa: E402
+    MemoryMonitor,
+    add_section_arguments,
+    build_workbench,
+    quiet_libraries,
+    run_sections,
+)
 
 TARGET_SPEEDUP = 8.0
 SPLIT = "bench/questions"
@@ -64,49 +66,6 @@ END_TOKENS = ("<|im_end|>", "<|endoftext|>")
 
 
 # ---- measurement ---------------------------------------------------------------------------------
-
-class MemoryMonitor:
-    """Every 50 ms: RSS of this process plus USS of its children (DataLoader workers), and, when asked, the
-    GPU memory in use on the device (all processes, so a vLLM engine process counts). Peak per label."""
-
-    def __init__(self, interval: float = 0.05, gpu: bool = False):
-        import psutil
-
-        self._proc = psutil.Process()
-        self.interval, self.gpu, self.label = interval, gpu, None
-        self.rss, self.gpu_used = defaultdict(int), defaultdict(int)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample_rss(self) -> int:
-        """This process's RSS plus the unique memory (USS) of its children: forked DataLoader workers share
-        most of their pages with the parent, so adding their RSS would count those pages twice."""
-        total = self._proc.memory_info().rss
-        for child in self._proc.children(recursive=True):
-            with contextlib.suppress(Exception):
-                total += child.memory_full_info().uss
-        return total
-
-    def _run(self):
-        import torch
-
-        while not self._stop.is_set():
-            label = self.label
-            if label is not None:
-                self.rss[label] = max(self.rss[label], self._sample_rss())
-                if self.gpu:
-                    free, total = torch.cuda.mem_get_info()
-                    self.gpu_used[label] = max(self.gpu_used[label], total - free)
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
 
 class TokenCount:
     """Wraps the model class's `generate` (both paths call it with input_ids=...): counts the new tokens
@@ -147,11 +106,11 @@ class TokenCount:
 
 
 class BatchClock:
-    """Wraps `medr1.evaluate.append_predictions` (called once per finished batch) to time the first and
+    """Wraps `medr1.evaluation.evaluate.append_predictions` (called once per finished batch) to time the first and
     the last batch: start-up (model load, workers, first batch) vs the steady state after it."""
 
     def __enter__(self):
-        import medr1.evaluate as ev
+        import medr1.evaluation.evaluate as ev
 
         self._ev, self._original = ev, ev.append_predictions
         self.times: list[tuple[float, int]] = []
@@ -172,7 +131,7 @@ class BatchClock:
 def write_question_split(data: Path, n: int) -> list[dict]:
     """`DATA_DIR/splits/bench/questions.jsonl`: n records from records.jsonl, cycled over all modalities
     and tasks (repeats get a distinct question_id, since predictions are keyed by it)."""
-    from medr1.data import read_records
+    from medr1.data.records import read_records
 
     records = read_records(data / "records.jsonl")
     picked = []
@@ -187,42 +146,24 @@ def write_question_split(data: Path, n: int) -> list[dict]:
     return picked
 
 
-def zero_end_tokens(model_dir: Path, out: Path) -> list[int]:
-    """Copy a checkpoint with the end tokens' embedding rows (tied with the output layer) zeroed."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(model_dir)
-    end_ids = [processor.tokenizer.convert_tokens_to_ids(t) for t in END_TOKENS]
-    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
-    with torch.no_grad():
-        for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
-            emb.weight[end_ids] = 0
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return end_ids
-
-
 def build_workdir(work: Path, vocab: str, per_modality: int, image_size: int, n_questions: int):
-    from medr1.prepare import prepare
-    from medr1.synth import write_synthetic_dataset
-    from medr1.tiny_model import build_tiny_model, corpus_from_records
-
-    raw, data = work / "omnimedvqa", work / "data"
-    write_synthetic_dataset(raw, per_modality=per_modality, image_size=image_size, seed=0)
-    prepare(raw, data, seed=42)
-    corpus = corpus_from_records(data / "records.jsonl") if vocab == "compact" else None
-    tiny = build_tiny_model(work / f"tiny-{vocab}", vocab=vocab, corpus=corpus, image_size=image_size)
-    model = work / f"tiny-{vocab}-no-eos"
-    end_ids = zero_end_tokens(tiny, model)
+    """The workbench with an endless tiny model (every row decodes max_new_tokens) and the benchmark split."""
+    data, model = build_workbench(work, vocab, per_modality, image_size, endless=True)
     questions = write_question_split(data, n_questions)
-    return data, model, end_ids, questions
+    return data, model, end_token_ids(model), questions
+
+
+def end_token_ids(model_dir: Path) -> list[int]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return [tokenizer.convert_tokens_to_ids(t) for t in END_TOKENS]
 
 
 # ---- the two paths -------------------------------------------------------------------------------
 
 def run_medr1(model: Path, data: Path, out: Path, limit: int, args) -> dict[str, str]:
-    from medr1.evaluate import evaluate
+    from medr1.evaluation.evaluate import evaluate
 
     evaluate(model, data, SPLIT, out, prompt="think", engine="hf", batch_size=args.batch_size, limit=limit,
              image_size=args.image_size, max_new_tokens=args.max_new_tokens, num_workers=args.num_workers)
@@ -239,7 +180,7 @@ def run_naive(model_path: Path, data: Path, questions: list[dict], image_size: i
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from medr1.prompts import build_conversation
+    from medr1.data.prompts import build_conversation
 
     image_root = Path(json.loads((data / "manifest.json").read_text())["image_root"])
     processor = AutoProcessor.from_pretrained(model_path)
@@ -270,8 +211,8 @@ def generate_ceiling(model_path: Path, data: Path, questions: list[dict], args, 
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from medr1.data import image_loader
-    from medr1.evaluate import _Batches
+    from medr1.data.records import image_loader
+    from medr1.evaluation.evaluate import _Batches
 
     processor = AutoProcessor.from_pretrained(model_path)
     processor.tokenizer.padding_side = "left"
@@ -398,7 +339,7 @@ def gpu_eval_leg(model: Path, data: Path, out: Path, engine: str, n: int, max_ne
     import torch
     from transformers import Qwen2VLForConditionalGeneration
 
-    from medr1.evaluate import evaluate
+    from medr1.evaluation.evaluate import evaluate
 
     gc.collect()
     if torch.cuda.is_available():
@@ -465,13 +406,13 @@ def gpu_section(args) -> None:
 
     import torch
 
+    print()
     if not torch.cuda.is_available():
         print("GPU section skipped: no CUDA device is available.")
         return
-    from train_step import build_qwen2vl_2b
-
-    from medr1.prepare import prepare
-    from medr1.synth import write_synthetic_dataset
+    from medr1.data.prepare import prepare
+    from medr1.embedded.synth import write_synthetic_dataset
+    from medr1.embedded.tiny_model import build_qwen2vl_2b
 
     has_vllm = importlib.util.find_spec("vllm") is not None
     work = Path(tempfile.mkdtemp(prefix="medr1-bench-eval-gpu-"))
@@ -481,11 +422,8 @@ def gpu_section(args) -> None:
         prepare(work / "omnimedvqa", work / "data", seed=42)
         questions = write_question_split(work / "data", max(args.gpu_questions, args.gpu_hf_questions,
                                                             args.gpu_compare_questions))
-        model = build_qwen2vl_2b(work / "qwen2vl-2b-random-no-eos", image_size=args.gpu_image_size, no_eos=True)
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(model)
-        end_ids = [tokenizer.convert_tokens_to_ids(t) for t in END_TOKENS]
+        model = build_qwen2vl_2b(work / "qwen2vl-2b-random-endless", image_size=args.gpu_image_size, endless=True)
+        end_ids = end_token_ids(model)
         legs = ([("hf", args.gpu_hf_questions)] if args.gpu_hf_questions > 0 else []) + (
             [("vllm", args.gpu_questions)] if has_vllm and args.gpu_questions > 0 else [])
         results = []
@@ -529,14 +467,7 @@ def main() -> int:
     parser.add_argument("--vocab", choices=("compact", "qwen"), default="compact")
     parser.add_argument("--per-modality", type=int, default=20, help="synthetic questions per modality")
     parser.add_argument("--image-size", type=int, default=56)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads for both CPU paths (0: torch's default, one per core). 1 by "
-                             "default: on a shared machine, 2 threads spin at every op's barrier while the other "
-                             "tenant holds a core, which makes small-op latency, and so the results, erratic")
-    parser.add_argument("--workdir", help="folder to build into (default: a new temp folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--gpu", action="store_true", help="also run the Qwen2-VL-2B GPU section (CUDA only)")
-    parser.add_argument("--gpu-only", action="store_true", help="run only the GPU section")
+    add_section_arguments(parser)
     parser.add_argument("--gpu-questions", type=int, default=2000, help="questions for the vllm engine")
     parser.add_argument("--gpu-hf-questions", type=int, default=512,
                         help="questions for the hf engine (2000 at 256 tokens, batch 16, take over 10 minutes)")
@@ -547,27 +478,8 @@ def main() -> int:
     parser.add_argument("--gpu-image-size", type=int, default=384, help="the paper's image size")
     args = parser.parse_args()
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # evaluate's progress bar
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.WARNING)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    import torch
-
-    default_threads = torch.get_num_threads()
-
-    if not args.gpu_only:
-        if args.threads > 0:
-            torch.set_num_threads(args.threads)
-        cpu_section(args)
-    if args.gpu or args.gpu_only:
-        torch.set_num_threads(default_threads)  # --threads is for the shared-CPU comparison only
-        print()
-        gpu_section(args)
-    return 0  # targets are reported, not enforced: timings on a shared machine are too noisy to gate on
+    quiet_libraries()
+    return run_sections(args, cpu_section, gpu_section)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from medr1.omnimedvqa import LETTERS, MODALITIES, RAW_MODALITY, TASKS, format_problem
+from medr1.sources.omnimedvqa import LETTERS, MODALITIES, RAW_MODALITY, TASKS, format_problem
 
 N_RECORDS = 88_996
 N_IMAGES = 82_059

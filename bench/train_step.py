@@ -3,14 +3,14 @@
 CPU section (always): builds a synthetic OmniMedVQA and the tiny offline Qwen2-VL in a temp folder,
 then times optimizer steps of
 
-  A  medr1: `medr1.grpo.parse_args` on configs/grpo/tiny_cpu.yaml (+ report_to none, log_completions
-     false, save_strategy no, max_steps) -> `medr1.grpo.build_trainer` -> `trainer.train()`, i.e. what
+  A  medr1: `medr1.train.grpo.parse_args` on configs/grpo/tiny_cpu.yaml (+ report_to none, log_completions
+     false, save_strategy no, max_steps) -> `medr1.train.grpo.build_trainer` -> `trainer.train()`, i.e. what
      `medr1 train` runs (lazy image decoding, the collapse guard, run metadata);
   B  bare: `trl.GRPOTrainer(model=<the same path>, ...)` with a GRPOConfig written out by hand with the
      same values, `datasets.Dataset.from_list` of rows built by hand (conversational prompt with an
      image part, the PIL image loaded up front, answer, options; `datasets` stores the image as PNG
      bytes and decodes it on access, as for a hub dataset) and the same two rewards from
-     `medr1.rewards.reward_functions()`.
+     `medr1.rewards.functions.reward_functions()`.
 
 Runs alternate A B, B A, A B, ... in this one process (so CPU contention hits both alike) after a
 discarded warm-up pair; the first step of every run (data loader start-up) is reported apart and
@@ -42,20 +42,25 @@ import contextlib
 import gc
 import json
 import logging
-import os
 import resource
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
-import warnings
 from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from medr1.embedded.workbench import (  # noqa: E402
+    MemoryMonitor,
+    add_section_arguments,
+    build_workbench,
+    quiet_libraries,
+    run_sections,
+)
 
 TARGET_RATIO = 1.10
 TINY_RECIPE = REPO / "configs" / "grpo" / "tiny_cpu.yaml"
@@ -94,33 +99,6 @@ COMPARED_FIELDS = [k for k in BARE_CONFIG if k != "model_init_kwargs"] + [
 
 
 # ---- measurement ---------------------------------------------------------------------------------
-
-class RssMonitor:
-    """Samples this process's RSS every 20 ms; keeps the peak per label (and the process peak)."""
-
-    def __init__(self, interval: float = 0.02):
-        import psutil
-
-        self._proc = psutil.Process()
-        self.interval, self.label, self.peaks = interval, None, defaultdict(int)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            rss = self._proc.memory_info().rss
-            if self.label is not None:
-                self.peaks[self.label] = max(self.peaks[self.label], rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
 
 ACC: dict[str, float] = defaultdict(float)  # cumulative seconds per phase, across every run
 
@@ -215,24 +193,10 @@ def completion_lengths(trainer) -> list[float]:
 
 # ---- setup ---------------------------------------------------------------------------------------
 
-def build_workdir(work: Path, vocab: str, per_modality: int, image_size: int) -> tuple[Path, Path]:
-    """Synthetic raw OmniMedVQA -> prepared DATA_DIR, and the tiny model; returns (data_dir, model_dir)."""
-    from medr1.prepare import prepare
-    from medr1.synth import write_synthetic_dataset
-    from medr1.tiny_model import build_tiny_model, corpus_from_records
-
-    raw, data, model = work / "omnimedvqa", work / "data", work / f"tiny-{vocab}"
-    write_synthetic_dataset(raw, per_modality=per_modality, image_size=image_size, seed=0)
-    prepare(raw, data, seed=42)
-    corpus = corpus_from_records(data / "records.jsonl") if vocab == "compact" else None
-    build_tiny_model(model, vocab=vocab, corpus=corpus, image_size=image_size)
-    return data, model
-
-
 def medr1_args(recipe: Path, data: Path, model: Path, out: Path, steps: int, *extra: str):
     from trl import GRPOConfig
 
-    from medr1.grpo import parse_args
+    from medr1.train.grpo import parse_args
 
     argv = [
         "--config", str(recipe), "--data_dir", str(data), "--modality", MODALITY,
@@ -245,7 +209,7 @@ def medr1_args(recipe: Path, data: Path, model: Path, out: Path, steps: int, *ex
 
 def medr1_trainer(data: Path, model: Path, out: Path, steps: int, clock):
     """What `medr1 train --config configs/grpo/tiny_cpu.yaml ...` builds."""
-    from medr1.grpo import build_trainer
+    from medr1.train.grpo import build_trainer
 
     script_args, training_args, model_args = medr1_args(TINY_RECIPE, data, model, out, steps)
     trainer, _ = build_trainer(script_args, training_args, model_args, callbacks=[clock])
@@ -256,7 +220,7 @@ def bare_rows(data: Path, image_size: int) -> list[dict]:
     """The modality's train split as a bare script would build it: prompt + decoded image + columns."""
     from PIL import Image
 
-    from medr1.prompts import prompt_text
+    from medr1.data.prompts import prompt_text
 
     image_root = Path(json.loads((data / "manifest.json").read_text())["image_root"])
     rows = []
@@ -289,7 +253,7 @@ def bare_trainer(rows: list[dict], model: Path, out: Path, steps: int, clock):
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from medr1.rewards import reward_functions
+    from medr1.rewards.functions import reward_functions
 
     trainer = GRPOTrainer(
         model=str(model), reward_funcs=reward_functions(), args=bare_config(out, steps),
@@ -304,7 +268,7 @@ def check_same_settings(data: Path, model: Path, out: Path, rows: list[dict], st
     same pixels, same columns."""
     import numpy as np
 
-    from medr1.data import prompt_dataset
+    from medr1.data.records import prompt_dataset
 
     script_args, training_args, _ = medr1_args(TINY_RECIPE, data, model, out, steps)
     bare = bare_config(out, steps)
@@ -336,7 +300,7 @@ def check_same_settings(data: Path, model: Path, out: Path, rows: list[dict], st
 
 # ---- the CPU comparison --------------------------------------------------------------------------
 
-def run_once(label: str, make, steps: int, rss: RssMonitor) -> dict:
+def run_once(label: str, make, steps: int, rss: MemoryMonitor) -> dict:
     clock = step_clock()
     rss.label = label
     start = time.perf_counter()
@@ -375,7 +339,7 @@ def cpu_section(args) -> bool:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="medr1-bench-train-"))
     try:
         start = time.perf_counter()
-        data, model = build_workdir(work, args.vocab, args.per_modality, args.image_size)
+        data, model = build_workbench(work, args.vocab, args.per_modality, args.image_size)
         rows = bare_rows(data, args.image_size)
         check_same_settings(data, model, work / "check", rows, args.steps, args.image_size)
         print(f"setup: synthetic data ({len(rows)} {MODALITY} train questions), tiny model ({args.vocab} vocabulary, "
@@ -387,7 +351,7 @@ def cpu_section(args) -> bool:
             "bare": lambda steps, i: lambda clock: bare_trainer(rows, model, work / f"out-bare-{i}", steps, clock),
         }
         runs: dict[str, list[dict]] = {"medr1": [], "bare": []}
-        with RssMonitor() as rss, phase_timers():
+        with MemoryMonitor(interval=0.02) as rss, phase_timers():
             # Warm-up pair (discarded): first imports, first kernels, allocator growth.
             for name in ("medr1", "bare"):
                 run_once(f"warmup-{name}", makers[name](1, "warmup"), 1, rss)
@@ -420,7 +384,7 @@ def cpu_section(args) -> bool:
             cells = (f"{s[key]:.3f} {100 * s[key] / s['mean']:.0f}%" for s in (a, b))
             print(f"{title:28}" + "".join(f"{cell:>10}" for cell in cells))
         for name in ("medr1", "bare"):
-            print(f"peak RSS during {name:>5} runs: {rss.peaks[name] / 1e6:,.0f} MB")
+            print(f"peak RSS during {name:>5} runs: {rss.rss[name] / 1e6:,.0f} MB")
         print(f"process peak RSS: {peak / 1e6:,.0f} MB")
         print(f"ratio medr1/bare: {ratio:.3f} (mean), {ratio_median:.3f} (median); target <= {TARGET_RATIO:.2f}: "
               f"{'MET' if ok else 'NOT MET'}")
@@ -434,92 +398,11 @@ def cpu_section(args) -> bool:
 
 # ---- the GPU section -----------------------------------------------------------------------------
 
-def qwen2vl_2b_config(tokenizer):
-    """Qwen2-VL-2B-Instruct's architecture (its config.json values, written out), on this tokenizer's ids."""
-    from transformers import Qwen2VLConfig
-
-    ids = tokenizer.convert_tokens_to_ids
-    return Qwen2VLConfig(
-        text_config={
-            "vocab_size": 151936,
-            "hidden_size": 1536,
-            "intermediate_size": 8960,
-            "num_hidden_layers": 28,
-            "num_attention_heads": 12,
-            "num_key_value_heads": 2,
-            "hidden_act": "silu",
-            "max_position_embeddings": 32768,
-            "max_window_layers": 28,
-            "use_sliding_window": False,
-            "sliding_window": 32768,
-            "rms_norm_eps": 1e-6,
-            "initializer_range": 0.02,
-            "attention_dropout": 0.0,
-            "use_cache": True,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-            "bos_token_id": ids("<|endoftext|>"),
-            "eos_token_id": ids("<|im_end|>"),
-            "pad_token_id": ids("<|endoftext|>"),
-            "tie_word_embeddings": True,
-        },
-        vision_config={
-            "depth": 32,
-            "embed_dim": 1280,
-            "hidden_size": 1536,
-            "hidden_act": "quick_gelu",
-            "mlp_ratio": 4,
-            "num_heads": 16,
-            "in_channels": 3,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-        },
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
-        tie_word_embeddings=True,
-    )
-
-
-def build_qwen2vl_2b(out: Path, image_size: int = 384, no_eos: bool = False) -> Path:
-    """A randomly initialised Qwen2-VL-2B (bf16 on disk) + a processor with the real Qwen2 vocabulary.
-
-    no_eos: zero the (tied) embedding rows of the end tokens, so their logit is 0 while the argmax of
-    150k random logits is > 0: greedy decoding then always runs to max_new_tokens, in every engine."""
-    import torch
-    from transformers import GenerationConfig, Qwen2VLForConditionalGeneration
-
-    from medr1.tiny_model import build_processor, qwen2_tokenizer
-
-    tokenizer = qwen2_tokenizer()
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = Qwen2VLForConditionalGeneration(qwen2vl_2b_config(tokenizer)).to(torch.bfloat16)
-    for config in (model.config, model.config.text_config, model.config.vision_config):
-        config.dtype = torch.bfloat16  # as the released checkpoint says; vLLM's dtype="auto" reads it
-    end_ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
-    if no_eos:
-        with torch.no_grad():
-            for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
-                emb.weight[end_ids] = 0
-    model.generation_config = GenerationConfig(eos_token_id=end_ids, pad_token_id=tokenizer.pad_token_id,
-                                               do_sample=False)
-    n_params = sum(p.numel() for p in model.parameters())
-    model.save_pretrained(out)
-    build_processor(tokenizer, image_size=image_size).save_pretrained(out)
-    del model
-    gc.collect()
-    torch.cuda.empty_cache()
-    print(f"  Qwen2-VL-2B architecture, random weights: {n_params / 1e9:.2f} B parameters -> {out}")
-    return out
-
-
 def gpu_leg(work: Path, model: Path, attn: str, tag: str, extra: list[str], args) -> dict:
     """Train `args.gpu_steps` steps with the paper recipe through medr1's path; the first step is not counted."""
     import torch
 
-    from medr1.grpo import build_trainer
+    from medr1.train.grpo import build_trainer
 
     script_args, training_args, model_args = medr1_args(
         PAPER_RECIPE, work / "data", model, work / f"out-{tag}", args.gpu_steps,
@@ -554,6 +437,7 @@ def gpu_section(args) -> None:
 
     import torch
 
+    print()
     if not torch.cuda.is_available():
         print("GPU section skipped: no CUDA device is available.")
         return
@@ -561,13 +445,15 @@ def gpu_section(args) -> None:
     attn = "flash_attention_2" if importlib.util.find_spec("flash_attn") is not None else "sdpa"
     work = Path(tempfile.mkdtemp(prefix="medr1-bench-train-gpu-"))
     try:
-        from medr1.prepare import prepare
-        from medr1.synth import write_synthetic_dataset
+        from medr1.data.prepare import prepare
+        from medr1.embedded.synth import write_synthetic_dataset
+        from medr1.embedded.tiny_model import build_qwen2vl_2b
 
         print(f"GPU section on {torch.cuda.get_device_name()} (attention {attn}, vllm {'yes' if has_vllm else 'no'})")
         write_synthetic_dataset(work / "omnimedvqa", per_modality=30, image_size=384, seed=0)
         prepare(work / "omnimedvqa", work / "data", seed=42)
         model = build_qwen2vl_2b(work / "qwen2vl-2b-random", image_size=384)
+        print(f"  Qwen2-VL-2B architecture, random weights -> {model}")
         available = {
             "hf": ("HF generate", []),
             # The scale-out switches the CPU tests only construct, here run for real on the 2B shape.
@@ -627,14 +513,7 @@ def main() -> int:
     parser.add_argument("--per-modality", type=int, default=50,
                         help="synthetic questions per modality (80 %% of them are the train split)")
     parser.add_argument("--image-size", type=int, default=56, help="must equal the recipe's image_size")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads for both CPU paths (0: torch's default, one per core). 1 by "
-                             "default: on a shared machine, 2 threads spin at every op's barrier while the other "
-                             "tenant holds a core, which makes small-op latency, and so the results, erratic")
-    parser.add_argument("--workdir", help="folder to build into (default: a new temp folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--gpu", action="store_true", help="also run the Qwen2-VL-2B GPU section (CUDA only)")
-    parser.add_argument("--gpu-only", action="store_true", help="run only the GPU section")
+    add_section_arguments(parser)
     parser.add_argument("--gpu-steps", type=int, default=4, help="GPU optimizer steps per leg, the first not counted")
     parser.add_argument("--gpu-legs", default="hf,lora,frozen-vision,vllm",
                         help="GPU legs to run, comma-separated: hf, lora, frozen-vision, vllm (skipped if absent)")
@@ -647,30 +526,11 @@ def main() -> int:
     if args.steps < 2 or args.rounds < 1 or args.gpu_steps < 2:
         parser.error("--steps and --gpu-steps must be >= 2 (the first step of a run is not counted), --rounds >= 1")
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.WARNING)
+    quiet_libraries()
     # The random model never earns a reward, so the collapse guard logs an error after 5 steps; it still
     # runs (its cost is part of medr1's path), only its message is silenced.
-    logging.getLogger("medr1.grpo").setLevel(logging.CRITICAL)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    import torch
-
-    default_threads = torch.get_num_threads()
-
-    # The target is reported, not enforced: timings on a shared machine are too noisy to gate on.
-    if not args.gpu_only:
-        if args.threads > 0:
-            torch.set_num_threads(args.threads)
-        cpu_section(args)
-    if args.gpu or args.gpu_only:
-        torch.set_num_threads(default_threads)  # --threads is for the shared-CPU comparison only
-        print()
-        gpu_section(args)
-    return 0
+    logging.getLogger("medr1.train.grpo").setLevel(logging.CRITICAL)
+    return run_sections(args, cpu_section, gpu_section)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from medr1.images import dicom_to_image
+from medr1.data.images import dicom_to_image
 
 
 def main(argv=None) -> int:

@@ -1,3 +1,3 @@
 """medr1: reinforcement learning for medical reasoning in vision-language models."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -9,15 +9,15 @@ import logging
 import sys
 
 COMMANDS = {
-    "synth": ("medr1.synth", "write a synthetic dataset in the raw OmniMedVQA layout"),
-    "prepare": ("medr1.prepare", "raw OmniMedVQA -> canonical records, splits and a report"),
-    "tiny-model": ("medr1.tiny_model", "build an offline tiny Qwen2-VL checkpoint"),
-    "train": ("medr1.grpo", "GRPO training on one modality or task"),
-    "sft": ("medr1.sft", "supervised fine-tuning baseline"),
-    "eval": ("medr1.evaluate", "evaluate a checkpoint on one split"),
-    "matrix": ("medr1.matrix", "evaluate checkpoints across all modality or task splits"),
-    "tables": ("medr1.tables", "write the cross-domain tables and heatmaps"),
-    "demo": ("medr1.demo", "the end-to-end learning demo on the embedded default"),
+    "synth": ("medr1.embedded.synth", "write a synthetic dataset in the raw OmniMedVQA layout"),
+    "prepare": ("medr1.data.prepare", "raw OmniMedVQA -> canonical records, splits and a report"),
+    "tiny-model": ("medr1.embedded.tiny_model", "build an offline tiny Qwen2-VL checkpoint"),
+    "train": ("medr1.train.grpo", "GRPO training on one modality or task"),
+    "sft": ("medr1.train.sft", "supervised fine-tuning baseline"),
+    "eval": ("medr1.evaluation.evaluate", "evaluate a checkpoint on one split"),
+    "matrix": ("medr1.evaluation.matrix", "evaluate checkpoints across all modality or task splits"),
+    "tables": ("medr1.evaluation.tables", "write the cross-domain tables and heatmaps"),
+    "demo": ("medr1.embedded.demo", "the end-to-end learning demo on the embedded default"),
 }
 
 

@@ -6,8 +6,8 @@ import pytest
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory):
     """(raw OmniMedVQA root, prepared DATA_DIR) with 60 questions per modality (12 test each)."""
-    from medr1.prepare import prepare
-    from medr1.synth import write_synthetic_dataset
+    from medr1.data.prepare import prepare
+    from medr1.embedded.synth import write_synthetic_dataset
 
     base = tmp_path_factory.mktemp("synthetic")
     raw, data = base / "omnimedvqa", base / "data"
@@ -19,7 +19,7 @@ def synthetic_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def compact_model(tmp_path_factory, synthetic_data):
     """A tiny Qwen2-VL with a compact vocabulary: fast enough for training tests on a CPU."""
-    from medr1.tiny_model import build_tiny_model, corpus_from_records
+    from medr1.embedded.tiny_model import build_tiny_model, corpus_from_records
 
     _, data = synthetic_data
     out = tmp_path_factory.mktemp("models") / "tiny-compact"
@@ -30,7 +30,7 @@ def compact_model(tmp_path_factory, synthetic_data):
 @pytest.fixture(scope="session")
 def qwen_vocab_model(tmp_path_factory):
     """The tiny Qwen2-VL with the real Qwen2 vocabulary (the default path)."""
-    from medr1.tiny_model import build_tiny_model
+    from medr1.embedded.tiny_model import build_tiny_model
 
     out = tmp_path_factory.mktemp("models") / "tiny-qwen"
     build_tiny_model(out, vocab="qwen", image_size=56)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medr1.answers import MODES, _released_train_span, answer_span, is_correct, parse_answer_letter
+from medr1.rewards.answers import MODES, _released_train_span, answer_span, is_correct, parse_answer_letter
 
 OPTS = ["MRI", "CT", "X-Ray"]  # A, B, C
 OPTS4 = ["Glioma", "Meningioma", "Pituitary tumor", "No tumor"]

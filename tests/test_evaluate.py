@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medr1.evaluate import bootstrap_ci, longest_first, read_done, score_prediction, summarize
+from medr1.evaluation.evaluate import bootstrap_ci, longest_first, read_done, score_prediction, summarize
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD = {"question_id": "q1", "dataset": "D", "options": ["CT", "MRI", "X-Ray"], "answer": "B"}
@@ -65,7 +65,7 @@ def test_a_torn_last_line_is_cut_off(tmp_path):
 
 
 def test_greedy_predictions_do_not_depend_on_batch_size(synthetic_data, diverse_model, tmp_path):
-    from medr1.evaluate import evaluate
+    from medr1.evaluation.evaluate import evaluate
 
     _, data = synthetic_data
     kwargs = dict(limit=12, image_size=56, max_new_tokens=12, num_workers=0)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medr1.grpo import (
+from medr1.train.grpo import (
     CollapseGuard,
     group_advantages,
     is_collapsed,
@@ -34,7 +34,7 @@ def grpo_argv(data, model, out, *extra):
 def parse(argv):
     from trl import GRPOConfig
 
-    from medr1.grpo import parse_args
+    from medr1.train.grpo import parse_args
 
     return parse_args(argv, GRPOConfig, "test")
 
@@ -84,7 +84,7 @@ def test_shuffled_rewards_keep_each_group_multiset_but_break_the_pairing():
 
 
 def test_output_dir_names_the_training_domain():
-    from medr1.configs import MedR1Arguments
+    from medr1.train.configs import MedR1Arguments
 
     assert resolve_output_dir("outputs/grpo/{target}", MedR1Arguments(task="Lesion Grading")) == (
         "outputs/grpo/Lesion Grading")
@@ -117,8 +117,8 @@ def test_advantages_match_trl_and_reward_columns_stay_row_aligned(synthetic_data
     the project's group formula on the rewards it logged."""
     import random
 
-    from medr1.data import load_split
-    from medr1.grpo import build_trainer
+    from medr1.data.records import load_split
+    from medr1.train.grpo import build_trainer
 
     _, data = synthetic_data
     gold = {r["question_id"]: r for r in load_split(data, "modality/CT/train")}

@@ -1,4 +1,4 @@
-"""Tests for medr1.images (validation, loading, DICOM) and medr1.sample_images."""
+"""Tests for medr1.data.images (validation, loading, DICOM) and medr1.embedded.sample_images."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageFile
 from pydicom.data import get_testdata_file
 
-from medr1.images import (
+from medr1.data.images import (
     MAX_IMAGE_PIXELS,
     check_image,
     dicom_to_image,
@@ -25,8 +25,8 @@ from medr1.images import (
     to_rgb8,
     window_to_uint8,
 )
-from medr1.omnimedvqa import MODALITIES
-from medr1.sample_images import sample_images, synthetic_dermoscopy, synthetic_oct
+from medr1.embedded.sample_images import sample_images, synthetic_dermoscopy, synthetic_oct
+from medr1.sources.omnimedvqa import MODALITIES
 
 
 def _dcm(name: str) -> str:
@@ -394,5 +394,5 @@ def test_pydicom_import_is_lazy() -> None:
     import subprocess
     import sys
 
-    code = "import sys, medr1.images; assert 'pydicom' not in sys.modules"
+    code = "import sys, medr1.data.images; assert 'pydicom' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})

@@ -15,7 +15,7 @@ def test_synth_prepare_prompts_generate(synthetic_data, qwen_vocab_model):
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from medr1.data import prompt_dataset
+    from medr1.data.records import prompt_dataset
 
     _, data = synthetic_data
     report = json.loads((data / "prepare_report.json").read_text())
@@ -38,8 +38,8 @@ def test_synth_prepare_prompts_generate(synthetic_data, qwen_vocab_model):
 def test_sft_trains_on_the_answer_only(synthetic_data, compact_model, tmp_path):
     from trl import SFTConfig
 
-    from medr1.grpo import parse_args
-    from medr1.sft import target_text, train
+    from medr1.train.grpo import parse_args
+    from medr1.train.sft import target_text, train
 
     assert target_text("C", "nothink") == "<answer> C </answer>"
     assert target_text("C", "think").startswith("<think>") and target_text("C", "think-after").endswith("</think>")
@@ -60,7 +60,7 @@ def test_sft_trains_on_the_answer_only(synthetic_data, compact_model, tmp_path):
 @pytest.mark.slow
 def test_two_by_two_chain_train_cross_evaluate_tables(synthetic_data, compact_model, tmp_path):
     from medr1.cli import main
-    from medr1.tables import load_matrix
+    from medr1.evaluation.tables import load_matrix
 
     _, data = synthetic_data
     checkpoints, results = tmp_path / "grpo", tmp_path / "results"
@@ -110,18 +110,13 @@ def test_two_by_two_chain_train_cross_evaluate_tables(synthetic_data, compact_mo
 
 
 def test_warm_start_reasoning_names_what_is_drawn(synthetic_data):
-    """sft_think=finding-colour: <think> says the colour seen in the record's image, independently of the
-    (random) answer letter; an unknown source is refused."""
-    import pytest
-
-    from medr1.configs import MedR1Arguments
-    from medr1.data import load_split
-    from medr1.sft import reasoning_for
-    from medr1.synth import COLOUR_NAMES, LABELS
+    """The demo's warm-start reasoning: <think> says the colour seen in the record's image, independently of the
+    (random) answer letter."""
+    from medr1.data.records import load_split
+    from medr1.embedded.synth import COLOUR_NAMES, LABELS, finding_colour_reasoning
 
     _, data = synthetic_data
-    args = MedR1Arguments(data_dir=str(data), sft_think="finding-colour", image_size=56)
-    reasoning = reasoning_for(args)
+    reasoning = finding_colour_reasoning(data, image_size=56)
     for record in load_split(data, "modality/CT/train", limit=20):
         said = reasoning({**record, "image_path": record["image"]})
         if record["task"] == "Modality Recognition":
@@ -129,6 +124,20 @@ def test_warm_start_reasoning_names_what_is_drawn(synthetic_data):
         else:
             label = record["options"][ord(record["answer"]) - ord("A")]
             assert said == COLOUR_NAMES[LABELS[record["task"]].index(label)]
+
+
+def test_sft_think_sources():
+    """sft_think: the fixed placeholder, a record column (named in the error when missing), nothing else."""
+    import pytest
+
+    from medr1.train.configs import MedR1Arguments
+    from medr1.train.sft import reasoning_for
+
     assert reasoning_for(MedR1Arguments(sft_think="fixed"))({}).startswith("I look")
-    with pytest.raises(ValueError, match="sft_think"):
-        reasoning_for(MedR1Arguments(sft_think="caption"))
+    from_column = reasoning_for(MedR1Arguments(sft_think="column:trace"))
+    assert from_column({"question_id": "q1", "trace": "the mass is bright"}) == "the mass is bright"
+    with pytest.raises(ValueError, match="'q2'.*'trace'"):
+        from_column({"question_id": "q2"})
+    for bad in ("caption", "finding-colour", "column:"):
+        with pytest.raises(ValueError, match="sft_think"):
+            reasoning_for(MedR1Arguments(sft_think=bad))

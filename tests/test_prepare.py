@@ -1,4 +1,4 @@
-"""Raw OmniMedVQA -> canonical records, splits, report and manifest (medr1.omnimedvqa, medr1.prepare).
+"""Raw OmniMedVQA -> canonical records, splits, report and manifest (medr1.sources.omnimedvqa, medr1.data.prepare).
 
 Every test builds a tiny raw OmniMedVQA tree in tmp_path: JSON metadata files and small real PNGs.
 """
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from medr1.omnimedvqa import (
+from medr1.data.prepare import PrepareError, main, prepare
+from medr1.sources.omnimedvqa import (
     MODALITIES,
     RAW_MODALITY,
     TASKS,
@@ -22,7 +23,6 @@ from medr1.omnimedvqa import (
     parse_problem,
     parse_solution,
 )
-from medr1.prepare import PrepareError, main, prepare
 
 OPEN = "QA_information/Open-access"
 
@@ -405,14 +405,14 @@ def test_every_bad_input_is_a_named_counted_skip(tmp_path):
 
 def test_skips_are_logged(tmp_path, caplog):
     root = _bad_tree(tmp_path)
-    with caplog.at_level("INFO", logger="medr1.prepare"):
+    with caplog.at_level("INFO", logger="medr1.data.prepare"):
         prepare(root, tmp_path / "data")
     text = caplog.text
     assert "10 kept" in text and "skipped 2: path escapes root" in text and "malformed JSON" in text
 
 
 def test_each_image_is_checked_once(tmp_path, monkeypatch):
-    import medr1.prepare as prep
+    import medr1.data.prepare as prep
 
     calls = []
     real = prep.check_image

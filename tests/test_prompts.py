@@ -2,7 +2,7 @@
 
 import pytest
 
-from medr1.prompts import (
+from medr1.data.prompts import (
     PROMPT_STYLES,
     STAGES,
     STYLES,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medr1.prompts import STYLES
-from medr1.rewards import accuracy_reward, completion_text, format_reward, reward_functions
+from medr1.data.prompts import STYLES
+from medr1.rewards.functions import accuracy_reward, completion_text, format_reward, reward_functions
 
 
 def conv(text):

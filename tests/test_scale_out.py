@@ -30,7 +30,7 @@ def random_reward(completions, **kwargs):
 def build(argv):
     from trl import GRPOConfig
 
-    from medr1.grpo import build_trainer, parse_args
+    from medr1.train.grpo import build_trainer, parse_args
 
     return build_trainer(*parse_args(argv, GRPOConfig, "test"), reward_funcs=[random_reward])[0]
 
@@ -80,7 +80,7 @@ def test_gradient_checkpointing_runs(synthetic_data, compact_model, tmp_path):
 def test_vllm_arguments_reach_the_config(mode):
     from trl import GRPOConfig
 
-    from medr1.grpo import parse_args
+    from medr1.train.grpo import parse_args
 
     _, args, _ = parse_args(["--config", str(PAPER_RECIPE), "--modality", "CT", "--bf16", "false", "--use_cpu",
                              "true", "--use_vllm", "true", "--vllm_mode", mode,

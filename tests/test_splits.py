@@ -1,4 +1,4 @@
-"""Deterministic per-group splits (medr1.splits): pure functions on canonical records."""
+"""Deterministic per-group splits (medr1.data.splits): pure functions on canonical records."""
 
 import random
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medr1.omnimedvqa import MODALITIES, TASKS
-from medr1.splits import make_splits, shared_images, split_group
+from medr1.data.splits import make_splits, shared_images, split_group
+from medr1.sources.omnimedvqa import MODALITIES, TASKS
 
 
 def rec(i, modality="CT", task="Disease Diagnosis", image=None):

@@ -5,8 +5,8 @@ from collections import Counter
 
 from PIL import Image
 
-from medr1.omnimedvqa import LETTERS, MODALITIES, RAW_MODALITY, TASKS, canonicalize
-from medr1.synth import CLASS_COLOURS, LABELS, write_synthetic_dataset
+from medr1.embedded.synth import CLASS_COLOURS, LABELS, write_synthetic_dataset
+from medr1.sources.omnimedvqa import LETTERS, MODALITIES, RAW_MODALITY, TASKS, canonicalize
 
 
 def read_raw(root):
@@ -82,8 +82,8 @@ def test_unknown_task_is_refused(tmp_path):
 def test_finding_colour_reads_the_drawing_not_the_label(tmp_path):
     """The demo's perception: the colour named from the pixels is the class colour of every drawn finding,
     and nothing is named on an undrawn (Modality Recognition) CT image."""
-    from medr1.images import load_image
-    from medr1.synth import COLOUR_NAMES, finding_colour
+    from medr1.data.images import load_image
+    from medr1.embedded.synth import COLOUR_NAMES, finding_colour
 
     root = tmp_path / "raw"
     write_synthetic_dataset(root, per_modality=40, image_size=128, seed=7)

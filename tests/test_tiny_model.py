@@ -1,6 +1,6 @@
 """The offline tiny Qwen2-VL: real vocabulary ids, the chat template, and a normal checkpoint."""
 
-from medr1.tiny_model import QWEN2_VL_CHAT_TEMPLATE, SPECIAL_TOKENS
+from medr1.embedded.tiny_model import QWEN2_VL_CHAT_TEMPLATE, SPECIAL_TOKENS
 
 
 def test_real_qwen2_vocabulary_and_special_token_ids(qwen_vocab_model):

@@ -34,8 +34,8 @@ class MedR1Arguments:
     )
     sft_think: str = field(
         default="fixed",
-        metadata={"help": "SFT only, think styles: fixed (one placeholder sentence) | finding-colour (names the "
-                          "colour of the synthetic finding, read from the pixels: the CPU demo's perception)"},
+        metadata={"help": "SFT only, think styles: fixed (one placeholder sentence) | column:NAME (each "
+                          "record's NAME column, e.g. a reasoning trace)"},
     )
 
     def target(self) -> str:

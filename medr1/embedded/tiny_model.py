@@ -140,46 +140,102 @@ def build_processor(tokenizer, image_size: int = 384):
     )
 
 
-def tiny_config(tokenizer, hidden_size: int = 64, layers: int = 2, heads: int = 4, vision_depth: int = 2):
+def qwen2vl_config(tokenizer, text: dict, vision: dict):
+    """A Qwen2VLConfig with these text and vision settings, on this tokenizer's special-token ids."""
     from transformers import Qwen2VLConfig
 
     ids = tokenizer.convert_tokens_to_ids
-    head_dim = hidden_size // heads
-    # M-RoPE splits head_dim/2 rotary frequencies over (time, height, width).
-    half = head_dim // 2
-    mrope_section = [half - 2 * (half // 3), half // 3, half // 3]
-    vocab_size = len(tokenizer)
     return Qwen2VLConfig(
         text_config={
-            "vocab_size": vocab_size,
-            "hidden_size": hidden_size,
-            "intermediate_size": hidden_size * 2,
-            "num_hidden_layers": layers,
-            "num_attention_heads": heads,
-            "num_key_value_heads": max(1, heads // 2),
-            "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope_section},
+            **text,
             "bos_token_id": ids("<|endoftext|>"),
             "eos_token_id": ids("<|im_end|>"),
             "pad_token_id": ids("<|endoftext|>"),
             "tie_word_embeddings": True,
         },
-        vision_config={
-            "depth": vision_depth,
-            "embed_dim": 32,
-            "hidden_size": hidden_size,
-            "num_heads": 2,
-            "mlp_ratio": 2,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-        },
+        vision_config=vision,
         image_token_id=ids("<|image_pad|>"),
         video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"),
         vision_end_token_id=ids("<|vision_end|>"),
         tie_word_embeddings=True,
     )
+
+
+def tiny_config(tokenizer, hidden_size: int = 64, layers: int = 2, heads: int = 4, vision_depth: int = 2):
+    head_dim = hidden_size // heads
+    # M-RoPE splits head_dim/2 rotary frequencies over (time, height, width).
+    half = head_dim // 2
+    mrope_section = [half - 2 * (half // 3), half // 3, half // 3]
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": max(1, heads // 2),
+        "max_position_embeddings": 4096,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope_section},
+    }
+    vision = {"depth": vision_depth, "embed_dim": 32, "hidden_size": hidden_size, "num_heads": 2, "mlp_ratio": 2,
+              "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    return qwen2vl_config(tokenizer, text, vision)
+
+
+# Qwen2-VL-2B-Instruct's architecture (its config.json values, written out): the GPU benchmarks train and
+# evaluate this shape with random weights, since no weights can be downloaded.
+QWEN2_VL_2B_TEXT = {
+    "vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+    "num_attention_heads": 12, "num_key_value_heads": 2, "hidden_act": "silu", "max_position_embeddings": 32768,
+    "max_window_layers": 28, "use_sliding_window": False, "sliding_window": 32768, "rms_norm_eps": 1e-6,
+    "initializer_range": 0.02, "attention_dropout": 0.0, "use_cache": True,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+}
+QWEN2_VL_2B_VISION = {
+    "depth": 32, "embed_dim": 1280, "hidden_size": 1536, "hidden_act": "quick_gelu", "mlp_ratio": 4,
+    "num_heads": 16, "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+}
+
+
+def tokenizer_for(vocab: str, corpus: Iterable[str] | None = None, compact_vocab_size: int = 512):
+    if vocab == "qwen":
+        return qwen2_tokenizer()
+    if vocab == "compact":
+        if corpus is None:
+            raise ValueError("the compact vocabulary is trained on a corpus; pass the dataset's prompt texts")
+        return compact_tokenizer(corpus, vocab_size=compact_vocab_size)
+    raise ValueError(f"unknown vocabulary {vocab!r}; choose one of {VOCABULARIES}")
+
+
+def save_random_model(out: Path, tokenizer, config, image_size: int = 384, seed: int = 0, dtype=None,
+                      device: str = "cpu", endless: bool = False) -> tuple[Path, int]:
+    """Initialise a Qwen2-VL from `config` with `seed`, save it and its processor to `out`; returns
+    (out, parameter count).
+
+    endless: zero the (tied) embedding rows of the end tokens, so their logit is 0 while the largest of
+    the other random logits is > 0: greedy decoding then always runs to max_new_tokens (benchmarks)."""
+    import torch
+    from transformers import GenerationConfig, Qwen2VLForConditionalGeneration
+
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = Qwen2VLForConditionalGeneration(config)
+    if dtype is not None:
+        model = model.to(dtype)
+        for sub in (model.config, model.config.text_config, model.config.vision_config):
+            sub.dtype = dtype  # as a released checkpoint says; vLLM's dtype="auto" reads it
+    end_ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    if endless:
+        with torch.no_grad():
+            for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
+                emb.weight[end_ids] = 0
+    model.generation_config = GenerationConfig(eos_token_id=end_ids, pad_token_id=tokenizer.pad_token_id,
+                                               do_sample=False)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    build_processor(tokenizer, image_size=image_size).save_pretrained(out)
+    return out, sum(p.numel() for p in model.parameters())
 
 
 def build_tiny_model(
@@ -191,34 +247,26 @@ def build_tiny_model(
     layers: int = 2,
     seed: int = 0,
     compact_vocab_size: int = 512,
+    endless: bool = False,
 ) -> Path:
     """Write a randomly initialised tiny Qwen2-VL checkpoint (model + processor) to `out`."""
-    import torch
-    from transformers import GenerationConfig, Qwen2VLForConditionalGeneration
-
-    if vocab == "qwen":
-        tokenizer = qwen2_tokenizer()
-    elif vocab == "compact":
-        if corpus is None:
-            raise ValueError("the compact vocabulary is trained on a corpus; pass the dataset's prompt texts")
-        tokenizer = compact_tokenizer(corpus, vocab_size=compact_vocab_size)
-    else:
-        raise ValueError(f"unknown vocabulary {vocab!r}; choose one of {VOCABULARIES}")
-    torch.manual_seed(seed)
+    tokenizer = tokenizer_for(vocab, corpus, compact_vocab_size)
     config = tiny_config(tokenizer, hidden_size=hidden_size, layers=layers)
-    model = Qwen2VLForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(
-        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")],
-        pad_token_id=tokenizer.pad_token_id,
-        do_sample=False,
-    )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    build_processor(tokenizer, image_size=image_size).save_pretrained(out)
-    n_params = sum(p.numel() for p in model.parameters())
+    out, n_params = save_random_model(out, tokenizer, config, image_size=image_size, seed=seed, endless=endless)
     logger.info("tiny Qwen2-VL (%s vocabulary, %d tokens, %.2f M parameters) -> %s",
                 vocab, len(tokenizer), n_params / 1e6, out)
+    return out
+
+
+def build_qwen2vl_2b(out: Path, image_size: int = 384, endless: bool = False, device: str = "cuda") -> Path:
+    """A randomly initialised Qwen2-VL-2B (bf16 on disk) with the real Qwen2 vocabulary and processor."""
+    import torch
+
+    tokenizer = qwen2_tokenizer()
+    config = qwen2vl_config(tokenizer, QWEN2_VL_2B_TEXT, QWEN2_VL_2B_VISION)
+    out, n_params = save_random_model(out, tokenizer, config, image_size=image_size, dtype=torch.bfloat16,
+                                      device=device, endless=endless)
+    logger.info("Qwen2-VL-2B architecture, random weights: %.2f B parameters -> %s", n_params / 1e9, out)
     return out
 
 
@@ -226,7 +274,7 @@ def corpus_from_records(records_path: Path) -> list[str]:
     """Texts a compact vocabulary must cover: every prompt style and answer format for the records."""
     import json
 
-    from medr1.prompts import PROMPT_STYLES, build_conversation, problem_text, zero_shot_prompt_text
+    from medr1.data.prompts import PROMPT_STYLES, build_conversation, problem_text, zero_shot_prompt_text
 
     texts = []
     with open(records_path, encoding="utf-8") as handle:

@@ -3,8 +3,9 @@
 TRL's `SFTTrainer` with the loss on the completion only. The target is the answer in the prompt
 style's format (`<answer> C </answer>` for no-think, as the released SFT baseline). With
 `sft_answers: random` the letter is drawn at random: a warm-start that teaches the format, not the
-answer, standing in for an instruction-tuned base model in the CPU demo. `sft_think: finding-colour`
-puts what the image shows (the synthetic finding's colour, read from the pixels) into `<think>`.
+answer, standing in for an instruction-tuned base model in the CPU demo. `<think>` holds a fixed
+placeholder sentence (`sft_think: fixed`), each record's own text (`sft_think: column:NAME`, e.g. a
+reasoning trace), or what a caller passes as `train(..., reasoning=...)` (the demo names what it sees).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import random
 from pathlib import Path
 
-from medr1.omnimedvqa import LETTERS
+from medr1.sources.omnimedvqa import LETTERS
 
 logger = logging.getLogger(__name__)
 
@@ -21,12 +22,8 @@ logger = logging.getLogger(__name__)
 PLACEHOLDER_REASONING = "I look at the image and compare it with each option."
 
 
-THINK_SOURCES = ("fixed", "finding-colour")
-
-
-def finding_reasoning(colour: str | None) -> str:
-    """What the demo's warm-start says it sees: the finding's colour, never the option it means."""
-    return colour or "none"  # one word: the compact demo vocabulary spells long sentences letter by letter
+THINK_SOURCES = ("fixed", "column:NAME")
+COLUMN_PREFIX = "column:"
 
 
 def target_text(letter: str, style: str, reasoning: str = PLACEHOLDER_REASONING) -> str:
@@ -54,25 +51,31 @@ def answer_letter_for(record: dict, answers: str, seed: int) -> str:
 
 def reasoning_for(script_args):
     """record -> the <think> text SFT trains on (`sft_think`)."""
-    if script_args.sft_think == "fixed":
+    source = script_args.sft_think
+    if source == "fixed":
         return lambda record: PLACEHOLDER_REASONING
-    if script_args.sft_think == "finding-colour":
-        from medr1.data import image_loader
-        from medr1.synth import finding_colour
+    if source.startswith(COLUMN_PREFIX) and source[len(COLUMN_PREFIX):]:
+        column = source[len(COLUMN_PREFIX):]
 
-        load = image_loader(script_args.data_dir, script_args.image_size)
-        return lambda record: finding_reasoning(finding_colour(load(record["image_path"])))
-    raise ValueError(f"sft_think must be one of {THINK_SOURCES}, not {script_args.sft_think!r}")
+        def from_column(record):
+            if not isinstance(record.get(column), str):
+                raise ValueError(f"sft_think {source!r}: record {record.get('question_id')!r} has no text "
+                                 f"column {column!r}")
+            return record[column]
+
+        return from_column
+    raise ValueError(f"sft_think must be one of {THINK_SOURCES}, not {source!r}")
 
 
-def train(script_args, training_args, model_args) -> Path:
+def train(script_args, training_args, model_args, reasoning=None) -> Path:
+    """`reasoning(record) -> str`, when given, is the <think> text (it replaces `sft_think`)."""
     from trl import SFTTrainer, get_peft_config
 
-    from medr1.data import prompt_dataset, split_name
-    from medr1.grpo import last_checkpoint, load_policy, write_run_metadata
+    from medr1.data.records import prompt_dataset, split_name
+    from medr1.train.grpo import last_checkpoint, load_policy, write_run_metadata
 
     split = split_name(script_args.modality, script_args.task, "train")
-    reasoning = reasoning_for(script_args)
+    reasoning = reasoning or reasoning_for(script_args)
     dataset = prompt_dataset(
         script_args.data_dir, split, style=script_args.prompt_style, stage="train",
         image_size=script_args.image_size, limit=script_args.max_train_samples,
@@ -105,7 +108,7 @@ def train(script_args, training_args, model_args) -> Path:
 def main(argv: list[str] | None = None) -> int:
     from trl import SFTConfig
 
-    from medr1.grpo import parse_args
+    from medr1.train.grpo import parse_args
 
     train(*parse_args(argv, SFTConfig, "medr1 sft"))
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from medr1.omnimedvqa import MODALITIES, TASKS
+from medr1.sources.omnimedvqa import MODALITIES, TASKS
 
 GROUPS = {"modality": MODALITIES, "task": TASKS}
 

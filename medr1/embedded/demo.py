@@ -3,7 +3,7 @@
 synthetic OmniMedVQA -> prepared DATA_DIR -> tiny Qwen2-VL (compact vocabulary) -> a short supervised
 warm-start that teaches the format and to name the finding's colour in <think>, answers drawn at random
 (so accuracy stays at chance) -> GRPO (TRL's GRPOTrainer via
-`medr1.grpo.train`) on one modality's train split -> greedy evaluation of the warm-start ("before") and
+`medr1.train.grpo.train`) on one modality's train split -> greedy evaluation of the warm-start ("before") and
 of the GRPO policy ("after") on that modality's held-out test split -> a reward-curve plot and
 `summary.json`. Every stage is the project's own stage function, configured from the recipe files
 `configs/sft/demo_warmstart_cpu.yaml` and `configs/grpo/demo_cpu.yaml` exactly as `medr1 sft` and
@@ -28,7 +28,7 @@ from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 GRPO_RECIPE = "configs/grpo/demo_cpu.yaml"
 SFT_RECIPE = "configs/sft/demo_warmstart_cpu.yaml"
 
@@ -74,13 +74,13 @@ class LogHistory(TrainerCallback):
 
 def build_data(out: Path, per_modality: int, seed: int) -> Path:
     """Synthetic raw OmniMedVQA under out/raw, prepared into out/data; returns DATA_DIR."""
-    from medr1.prepare import prepare
-    from medr1.synth import FINDING_TASKS, write_synthetic_dataset
+    from medr1.data.prepare import prepare
+    from medr1.embedded.synth import FINDING_TASKS, write_synthetic_dataset
 
     raw, data_dir = Path(out) / "raw", Path(out) / "data"
     for path in (raw, data_dir):
         shutil.rmtree(path, ignore_errors=True)
-    # Fixed option order, so the letter follows from the image alone (see medr1/synth.py for why), and only
+    # Fixed option order, so the letter follows from the image alone (see medr1/embedded/synth.py for why), and only
     # the four finding tasks, so every letter is gold equally often: no single letter beats chance.
     write_synthetic_dataset(raw, per_modality=per_modality, seed=seed, option_order="fixed", tasks=FINDING_TASKS)
     prepare(raw, data_dir, seed=seed)
@@ -89,7 +89,7 @@ def build_data(out: Path, per_modality: int, seed: int) -> Path:
 
 def build_model(out: Path, data_dir: Path, image_size: int, hidden_size: int, layers: int, seed: int) -> Path:
     """The tiny Qwen2-VL with a compact vocabulary trained on the dataset's prompt texts."""
-    from medr1.tiny_model import build_tiny_model, corpus_from_records
+    from medr1.embedded.tiny_model import build_tiny_model, corpus_from_records
 
     model_dir = Path(out) / "tiny-model"
     shutil.rmtree(model_dir, ignore_errors=True)
@@ -100,7 +100,7 @@ def build_model(out: Path, data_dir: Path, image_size: int, hidden_size: int, la
 
 def _stage_args(recipe: str, model: Path, data_dir: Path, modality: str, output_dir: Path, seed: int,
                 overrides: list[str], config_class, prog: str, extra: list[str] = ()):
-    from medr1.grpo import parse_args
+    from medr1.train.grpo import parse_args
 
     argv = [
         "--config", str(recipe_path(recipe)),
@@ -119,31 +119,33 @@ def read_recipe(recipe: str, overrides: list[str] = (), config_class=None):
     """The recipe's (MedR1Arguments, config, ModelConfig) without running anything."""
     from trl import GRPOConfig
 
-    from medr1.grpo import parse_args
+    from medr1.train.grpo import parse_args
 
     return parse_args(["--config", str(recipe_path(recipe)), *overrides], config_class or GRPOConfig, "medr1 demo")
 
 
 def warm_start(model: Path, data_dir: Path, modality: str, output_dir: Path, seed: int,
                recipe: str = SFT_RECIPE, overrides: list[str] = ()) -> Path:
-    """Format-only SFT (answers drawn at random) via `medr1.sft.train`."""
+    """Format-only SFT (answers drawn at random) via `medr1.train.sft.train`, with `<think>` naming the
+    finding's colour read from each image (`finding_colour_reasoning`)."""
     from trl import SFTConfig
 
-    from medr1 import sft
+    from medr1.embedded.synth import finding_colour_reasoning
+    from medr1.train import sft
 
     shutil.rmtree(output_dir, ignore_errors=True)
     args = _stage_args(recipe, model, data_dir, modality, output_dir, seed, list(overrides), SFTConfig, "medr1 sft")
     if args[0].sft_answers != "random":
         raise ValueError("the demo's warm-start must draw answers at random (sft_answers: random)")
-    return sft.train(*args)
+    return sft.train(*args, reasoning=finding_colour_reasoning(args[0].data_dir, args[0].image_size))
 
 
 def run_grpo(model: Path, data_dir: Path, modality: str, output_dir: Path, seed: int, reward_ablation: str = "none",
              recipe: str = GRPO_RECIPE, overrides: list[str] = ()) -> tuple[Path, list[dict], object]:
-    """GRPO via `medr1.grpo.train`; returns the policy, the trainer's log history and the parsed config."""
+    """GRPO via `medr1.train.grpo.train`; returns the policy, the trainer's log history and the parsed config."""
     from trl import GRPOConfig
 
-    from medr1 import grpo
+    from medr1.train import grpo
 
     shutil.rmtree(output_dir, ignore_errors=True)
     script_args, training_args, model_args = _stage_args(
@@ -158,7 +160,7 @@ def run_grpo(model: Path, data_dir: Path, modality: str, output_dir: Path, seed:
 def held_out_accuracy(model: Path, data_dir: Path, modality: str, out: Path, prompt: str, image_size: int,
                       max_new_tokens: int, batch_size: int = 50) -> dict:
     """Greedy accuracy on the modality's test split, with the training prompt wording (stage="train")."""
-    from medr1.evaluate import evaluate
+    from medr1.evaluation.evaluate import evaluate
 
     shutil.rmtree(out, ignore_errors=True)
     return evaluate(model, data_dir, f"modality/{modality}/test", out, prompt=prompt, batch_size=batch_size,
@@ -208,8 +210,8 @@ def cross_modality_table(out: Path, data_dir: Path, modality: str, policy: Path,
                          image_size: int, max_new_tokens: int, per_cell: int = 50) -> Path:
     """A small cross-modality table: the GRPO policy (trained on `modality`) and its warm start, each on
     the first `per_cell` questions of every modality's test split, through `medr1 matrix` and `tables`."""
-    from medr1.matrix import run_matrix
-    from medr1.tables import write_tables
+    from medr1.evaluation.matrix import run_matrix
+    from medr1.evaluation.tables import write_tables
 
     checkpoints, results = Path(out) / "checkpoints", Path(out) / "results"
     shutil.rmtree(checkpoints, ignore_errors=True)

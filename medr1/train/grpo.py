@@ -17,7 +17,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from medr1.configs import MedR1Arguments
+from medr1.train.configs import MedR1Arguments
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def shuffled_within_groups(reward_func, num_generations: int, seed: int = 0):
 
 
 def build_reward_funcs(args: MedR1Arguments, num_generations: int, seed: int = 0) -> list:
-    from medr1.rewards import reward_functions
+    from medr1.rewards.functions import reward_functions
 
     funcs = reward_functions(style=args.prompt_style, mode=args.answer_parsing)
     if args.reward_ablation == "shuffle":
@@ -127,7 +127,7 @@ def resolve_output_dir(output_dir: str, args: MedR1Arguments) -> str:
 
 
 def write_run_metadata(output_dir, script_args, training_args, model_args, split: str, n_questions: int):
-    from medr1.data import manifest_sha256, split_path
+    from medr1.data.records import manifest_sha256, split_path
 
     split_file = split_path(script_args.data_dir, split)
     metadata = {
@@ -181,7 +181,7 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
     """The GRPOTrainer for a recipe, plus the collapse guard watching it."""
     from trl import GRPOTrainer, get_peft_config
 
-    from medr1.data import prompt_dataset, split_name
+    from medr1.data.records import prompt_dataset, split_name
 
     split = split_name(script_args.modality, script_args.task, "train")
     dataset = prompt_dataset(

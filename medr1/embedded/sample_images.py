@@ -13,8 +13,8 @@ import logging
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from medr1.images import dicom_to_image, window_to_uint8
-from medr1.omnimedvqa import MODALITIES, RAW_MODALITY
+from medr1.data.images import dicom_to_image, window_to_uint8
+from medr1.sources.omnimedvqa import MODALITIES, RAW_MODALITY
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from medr1.omnimedvqa import format_options
-from medr1.omnimedvqa import format_problem as problem_text
+from medr1.sources.omnimedvqa import format_options
+from medr1.sources.omnimedvqa import format_problem as problem_text
 
 __all__ = [
     "PROMPT_STYLES",

@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from medr1.omnimedvqa import MODALITIES, TASKS
+from medr1.sources.omnimedvqa import MODALITIES, TASKS
 
 
 def split_name(modality: str | None = None, task: str | None = None, part: str = "train") -> str:
@@ -60,7 +60,7 @@ def load_split(data_dir: str | Path, split: str, limit: int | None = None) -> li
 
 def image_loader(data_dir: str | Path, image_size: int | None):
     """A function mapping a record's relative image path to the RGB image the model sees."""
-    from medr1.images import load_image
+    from medr1.data.images import load_image
 
     root = Path(read_manifest(data_dir)["image_root"])
 
@@ -77,7 +77,7 @@ def prompt_dataset(data_dir, split, style="think", stage="train", image_size=384
     `completion(record) -> str`, when given, adds the assistant turn SFT trains on."""
     from datasets import Dataset
 
-    from medr1.prompts import build_conversation
+    from medr1.data.prompts import build_conversation
 
     records = load_split(data_dir, split, limit)
     if not records:

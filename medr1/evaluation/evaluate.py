@@ -27,8 +27,8 @@ PARSE_MODES = {"robust": "robust", "medr1-compat": "medr1-compat-eval"}
 # ---- pure scoring -------------------------------------------------------------------------------
 
 def score_prediction(record: dict, output: str, prompt: str, parse: str) -> dict:
-    from medr1.answers import is_correct, parse_answer_letter
-    from medr1.rewards import format_reward
+    from medr1.rewards.answers import is_correct, parse_answer_letter
+    from medr1.rewards.functions import format_reward
 
     mode = PARSE_MODES[parse]
     parsed = parse_answer_letter(output, record["options"], mode=mode)
@@ -112,7 +112,7 @@ def append_predictions(path: Path, predictions: list[dict]) -> None:
 # ---- engines ------------------------------------------------------------------------------------
 
 def prompt_texts(processor, records: list[dict], prompt: str, stage: str = "eval") -> list[str]:
-    from medr1.prompts import build_conversation
+    from medr1.data.prompts import build_conversation
 
     style = "think" if prompt == "zero-shot" else prompt
     return [
@@ -131,7 +131,7 @@ def longest_first(records: list[dict]) -> list[dict]:
     synthetic benchmark split, 10 % fewer padded prompt tokens), and the largest batches come first, so
     an out-of-memory batch size fails at once rather than hours in. Batch-size invariant and deterministic,
     so a resumed run writes the same file as an uninterrupted one."""
-    from medr1.prompts import problem_text
+    from medr1.data.prompts import problem_text
 
     def length(record):  # the text the prompt is built from (a released-format record has `problem`)
         if "question" in record and "options" in record:
@@ -210,7 +210,7 @@ def evaluate(model, data_dir, split, out, prompt="think", engine="hf", batch_siz
              parse="robust", image_size=384, max_new_tokens=256, num_workers=2, stage="eval") -> dict:
     from tqdm import tqdm
 
-    from medr1.data import image_loader, load_split
+    from medr1.data.records import image_loader, load_split
 
     if prompt not in PROMPTS:
         raise ValueError(f"unknown prompt {prompt!r}; choose one of {PROMPTS}")

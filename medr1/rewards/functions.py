@@ -12,8 +12,8 @@ import functools
 import logging
 import re
 
-from medr1.answers import MODES, is_correct
-from medr1.prompts import get_style
+from medr1.data.prompts import get_style
+from medr1.rewards.answers import MODES, is_correct
 
 __all__ = ["accuracy_reward", "completion_text", "format_reward", "reward_functions"]
 

@@ -2,7 +2,7 @@
 
 Reads `ROOT/QA_information/{Open-access,Restricted-access}/*.json` (sorted) and writes under DATA_DIR:
 
-* `records.jsonl` - one canonical record (medr1.omnimedvqa.CANONICAL_KEYS) per valid question, sorted
+* `records.jsonl` - one canonical record (medr1.sources.omnimedvqa.CANONICAL_KEYS) per valid question, sorted
   by question_id, `json.dumps(record, ensure_ascii=False, sort_keys=True)` one per line.
 * `splits/modality/<modality>/{train,test}.jsonl`, `splits/task/<task>/{train,test}.jsonl` - full
   canonical records in the same serialization (self-contained for training and evaluation); every
@@ -28,8 +28,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from medr1.images import check_image
-from medr1.omnimedvqa import (
+from medr1.data.images import check_image
+from medr1.sources.omnimedvqa import (
     LETTERS,
     MODALITIES,
     TASKS,
@@ -42,7 +42,7 @@ from medr1.omnimedvqa import (
     parse_problem,
     parse_solution,
 )
-from medr1.splits import make_splits, shared_images
+from medr1.data.splits import make_splits, shared_images
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import logging
 import random
 from pathlib import Path
 
-from medr1.omnimedvqa import LETTERS, MODALITIES, RAW_MODALITY, TASKS
+from medr1.sources.omnimedvqa import LETTERS, MODALITIES, RAW_MODALITY, TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,16 @@ def finding_colour(image, tolerance: int = 40, min_share: float = 0.02) -> str |
     return COLOUR_NAMES[best] if shares[best] >= min_share else None
 
 
+def finding_colour_reasoning(data_dir, image_size: int | None):
+    """record -> the <think> text of the demo's warm-start: the finding's colour read from the record's image,
+    never the option it means. One word, since the compact demo vocabulary spells long sentences letter by
+    letter; "none" when nothing is drawn. Passed to `medr1.train.sft.train(reasoning=...)`."""
+    from medr1.data.records import image_loader
+
+    load = image_loader(data_dir, image_size)
+    return lambda record: finding_colour(load(record["image_path"])) or "none"
+
+
 def choose_options(task: str, answer_label: str, rng: random.Random, order: str = "shuffled") -> list[str]:
     labels = LABELS[task]
     if order == "fixed":
@@ -157,7 +167,7 @@ def write_synthetic_dataset(root: Path, per_modality: int = 1000, image_size: in
     """Write `root/Images/...` and `root/QA_information/Open-access/<dataset>.json`; returns counts.
 
     `tasks`: the tasks the questions cycle through (all five by default)."""
-    from medr1.sample_images import sample_images
+    from medr1.embedded.sample_images import sample_images
 
     tasks = tuple(tasks)
     unknown = [task for task in tasks if task not in TASKS]

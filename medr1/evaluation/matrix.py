@@ -17,7 +17,7 @@ import json
 import logging
 from pathlib import Path
 
-from medr1.omnimedvqa import MODALITIES, TASKS
+from medr1.sources.omnimedvqa import MODALITIES, TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def plan_rows(axis: str, checkpoints: Path, prompt: str, base_model: str | None,
 
 def run_matrix(axis, data_dir, results, checkpoints, prompt="think", base_model=None, models=(),
                zero_shot_only=False, name=None, groups=None, **eval_kwargs) -> Path:
-    from medr1.evaluate import evaluate
+    from medr1.evaluation.evaluate import evaluate
 
     results = Path(results)
     columns = axis_groups(axis, groups)
@@ -98,7 +98,7 @@ def run_matrix(axis, data_dir, results, checkpoints, prompt="think", base_model=
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medr1.evaluate import add_arguments
+    from medr1.evaluation.evaluate import add_arguments
 
     parser = argparse.ArgumentParser(prog="medr1 matrix", description=__doc__.split("\n\n")[0])
     parser.add_argument("--axis", choices=tuple(AXES), required=True)
