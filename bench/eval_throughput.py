@@ -10,8 +10,9 @@ writes one benchmark split of N questions (default 128) and measures, side by si
      template, run the processor, `model.generate` one question, decode, check the answer.
 
 Both decode exactly max_new_tokens for every question: the model is the tiny one with the (tied)
-embedding rows of its end tokens zeroed (`build_tiny_model(endless=True)`), so the end tokens' logit is 0 while the largest of the
-other random logits is > 0 and greedy decoding never stops early (no change to `evaluate` needed).
+embedding rows of its end tokens zeroed (`build_tiny_model(endless=True)`), so the end tokens' logit
+is 0 while the largest of the other random logits is > 0 and greedy decoding never stops early (no
+change to `evaluate` needed).
 A timing-neutral wrapper on the model class's `generate` counts the tokens each path generated and
 checks that no row stopped early. Runs alternate A B, B A, ... after a discarded warm-up pair.
 

@@ -5,10 +5,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from transformers import TrainerCallback
 
 from medr1.train.grpo import (
     CollapseGuard,
@@ -159,29 +159,78 @@ def test_collapse_guard_stops_a_collapsed_run_with_a_checkpoint(synthetic_data, 
     assert (out / "model.safetensors").is_file()
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(synthetic_data, compact_model, tmp_path):
-    """kill -9 a real `medr1 train` after its first checkpoint; the same command continues from there."""
-    _, data = synthetic_data
-    out = tmp_path / "resume"
-    command = [sys.executable, "-m", "medr1.cli", "train", *grpo_argv(
-        data, compact_model, out, "--max_steps", "6", "--save_steps", "2", "--save_total_limit", "5")]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (out / "checkpoint-2" / "trainer_state.json").is_file():
-        time.sleep(0.2)
-    time.sleep(0.5)  # let the checkpoint's files finish writing
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert (out / "checkpoint-2").is_dir(), "the run never reached its first checkpoint"
-    assert not (out / "checkpoint-6").exists(), "the run finished before it could be killed"
-    killed_at = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+KILLED_RUN = """
+import os, signal, sys
+from transformers import TrainerCallback
+from trl import GRPOConfig
+from medr1.train.grpo import parse_args, train
+sys.path.insert(0, os.environ["TESTS_DIR"])
+from test_grpo import length_reward
 
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"resuming from {out / f'checkpoint-{killed_at}'}" in result.stderr
-    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
-    steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
-    assert state["global_step"] == 6
-    assert steps == sorted(set(steps)) and steps[-1] == 6  # no step repeated, none skipped past max_steps
+class KillAfterCheckpoint(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):  # called once the checkpoint is on disk
+        if state.global_step == int(os.environ["KILL_AT_STEP"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train(*parse_args(sys.argv[1:], GRPOConfig, "killed"), callbacks=[KillAfterCheckpoint()], reward_funcs=[length_reward])
+"""
+
+
+def length_reward(completions, **kwargs):
+    """A deterministic reward with variance in every group, so each step moves the weights."""
+    return [float(len(str(completion)) % 5) for completion in completions]
+
+
+class StepRecorder(TrainerCallback):
+    """The optimizer steps this process performed."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
+
+
+def test_killed_run_resumes_exactly_where_it_stopped(synthetic_data, compact_model, tmp_path):
+    """kill -9 a training process right after its step-2 checkpoint is written (a callback kills it, so no
+    race with a fast run); rerunning the same arguments performs only steps 3-6, keeps the earlier log
+    history, and ends with exactly the weights of an uninterrupted run of the same seed."""
+    import torch
+    from safetensors.torch import load_file
+
+    from medr1.train.grpo import train
+
+    _, data = synthetic_data
+
+    def argv(out):
+        return grpo_argv(data, compact_model, out, "--max_steps", "6", "--save_steps", "2", "--save_total_limit", "5",
+                         "--learning_rate", "0.01")
+
+    killed, uninterrupted = tmp_path / "killed", tmp_path / "uninterrupted"
+    env = {**os.environ, "KILL_AT_STEP": "2", "TESTS_DIR": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", KILLED_RUN, *argv(killed)], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    assert sorted(p.name for p in killed.glob("checkpoint-*")) == ["checkpoint-2"]
+    history_at_kill = json.loads((killed / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the killed process ran: same arithmetic, so weights can be compared exactly
+    try:
+        resumed_steps, full_steps = StepRecorder(), StepRecorder()
+        train(*parse(argv(killed)), callbacks=[resumed_steps], reward_funcs=[length_reward])
+        train(*parse(argv(uninterrupted)), callbacks=[full_steps], reward_funcs=[length_reward])
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed_steps.steps == [3, 4, 5, 6] and full_steps.steps == [1, 2, 3, 4, 5, 6]
+
+    history = json.loads((killed / "checkpoint-6" / "trainer_state.json").read_text())["log_history"]
+    assert history[:len(history_at_kill)] == history_at_kill  # the earlier log history is kept
+    assert [e["step"] for e in history if "loss" in e] == [1, 2, 3, 4, 5, 6]
+    reference = json.loads((uninterrupted / "checkpoint-6" / "trainer_state.json").read_text())["log_history"]
+    assert [e["reward"] for e in history if "reward" in e] == [e["reward"] for e in reference if "reward" in e]
+
+    base, resumed, full = (load_file(path / "model.safetensors") for path in (compact_model, killed, uninterrupted))
+    assert resumed.keys() == full.keys()
+    assert all(torch.equal(resumed[k], full[k]) for k in full)
+    assert any(not torch.equal(base[k], full[k]) for k in full)  # training moved the weights

@@ -35,20 +35,50 @@ def test_synth_prepare_prompts_generate(synthetic_data, qwen_vocab_model):
     assert inputs.input_ids.shape[1] < generated.shape[1] <= inputs.input_ids.shape[1] + 5
 
 
-def test_sft_trains_on_the_answer_only(synthetic_data, compact_model, tmp_path):
+def sft_args(compact_model, data, out, *extra):
     from trl import SFTConfig
 
     from medr1.train.grpo import parse_args
+
+    return parse_args(
+        ["--config", str(REPO / "configs/sft/tiny_cpu.yaml"), "--data_dir", str(data),
+         "--task", "Lesion Grading", "--model_name_or_path", str(compact_model),
+         "--output_dir", str(out), "--report_to", "none", "--save_strategy", "no", *extra],
+        SFTConfig, "test")
+
+
+def test_sft_labels_cover_the_answer_only(synthetic_data, compact_model, tmp_path):
+    """The batches SFT trains on: label -100 on every prompt token (image tokens included) and on padding;
+    over the completion the labels are the input ids and spell exactly `<answer> X </answer><|im_end|>`
+    with X the gold letter."""
+    import torch
+
+    from medr1.train.sft import build_trainer
+
+    trainer = build_trainer(*sft_args(compact_model, synthetic_data[1], tmp_path / "sft"))
+    rows = [trainer.train_dataset[i] for i in range(4)]
+    batch = trainer.data_collator(rows)
+    tokenizer = trainer.processing_class.tokenizer
+    image_token = tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    for i, row in enumerate(rows):
+        ids, labels, mask = batch["input_ids"][i], batch["labels"][i], batch["attention_mask"][i]
+        trained = (labels != -100).nonzero().flatten()
+        assert len(trained) and torch.equal(trained, torch.arange(trained[0], trained[-1] + 1))  # one span
+        assert torch.equal(labels[trained], ids[trained])
+        assert tokenizer.decode(ids[trained]) == f"<answer> {row['answer']} </answer><|im_end|>\n"
+        prompt = ids[:trained[0]][mask[:trained[0]] == 1]
+        assert tokenizer.decode(prompt).endswith("<|im_start|>assistant\n")  # everything before is prompt
+        assert (ids == image_token).sum() > 0 and (labels[ids == image_token] == -100).all()
+        assert (labels[mask == 0] == -100).all()
+
+
+def test_sft_trains_and_writes_its_run(synthetic_data, compact_model, tmp_path):
     from medr1.train.sft import target_text, train
 
     assert target_text("C", "nothink") == "<answer> C </answer>"
     assert target_text("C", "think").startswith("<think>") and target_text("C", "think-after").endswith("</think>")
     assert target_text("B", "think", "red") == "<think>red</think><answer> B </answer>"
-    script_args, training_args, model_args = parse_args(
-        ["--config", str(REPO / "configs/sft/tiny_cpu.yaml"), "--data_dir", str(tmp_path / "unused"),
-         "--task", "Lesion Grading", "--model_name_or_path", str(compact_model),
-         "--output_dir", str(tmp_path / "sft/{target}"), "--report_to", "none", "--save_strategy", "no"],
-        SFTConfig, "test")
+    script_args, training_args, model_args = sft_args(compact_model, tmp_path / "unused", tmp_path / "sft/{target}")
     script_args.data_dir = str(synthetic_data[1])
     out = train(script_args, training_args, model_args)
     assert out == tmp_path / "sft" / "Lesion Grading"

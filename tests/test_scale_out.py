@@ -47,12 +47,27 @@ def test_accelerate_configs_load(name, kind):
 
 
 def test_lora_trains_only_adapters(synthetic_data, compact_model, tmp_path):
+    """After LoRA training every base weight is bit-identical to before, and the adapters moved (lora_B
+    starts at zero, so a changed lora_B is a trained adapter)."""
     _, data = synthetic_data
-    trainer = build(tiny_argv(data, compact_model, tmp_path / "lora", "--max_steps", "1", "--use_peft", "true",
-                              "--lora_r", "4", "--lora_alpha", "8", "--lora_target_modules", "q_proj", "v_proj"))
+    trainer = build(tiny_argv(data, compact_model, tmp_path / "lora", "--max_steps", "2", "--use_peft", "true",
+                              "--lora_r", "4", "--lora_alpha", "8", "--lora_target_modules", "q_proj", "v_proj",
+                              "--learning_rate", "0.01"))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     trainer.train()
+    after = dict(trainer.model.named_parameters())
+    base = [n for n in before if "lora_" not in n]
+    assert base and all(torch_equal(after[n], before[n]) for n in base)
+    lora_b = [n for n in before if "lora_B" in n]
+    assert lora_b and any(not torch_equal(after[n], before[n]) for n in lora_b)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return torch.equal(a.detach(), b)
 
 
 def test_frozen_vision_tower_does_not_move(synthetic_data, compact_model, tmp_path):
@@ -68,12 +83,30 @@ def test_frozen_vision_tower_does_not_move(synthetic_data, compact_model, tmp_pa
     assert any(not after[n].equal(v) for n, v in text.items())  # the language model did train
 
 
-def test_gradient_checkpointing_runs(synthetic_data, compact_model, tmp_path):
+@pytest.mark.parametrize("checkpointing", [True, False])
+def test_gradient_checkpointing_is_on_the_model(synthetic_data, compact_model, tmp_path, checkpointing):
+    """With --gradient_checkpointing the decoder layers run their forward again during backward (that is
+    the memory saving); without it each runs once per training forward."""
     _, data = synthetic_data
     trainer = build(tiny_argv(data, compact_model, tmp_path / "gc", "--max_steps", "1",
-                              "--gradient_checkpointing", "true"))
+                              "--gradient_checkpointing", str(checkpointing).lower()))
+    import torch
+
+    # Checkpointing wraps the layer's own forward and keeps module hooks out of the replay, so count calls
+    # of the forward of a module inside the layer.
+    mlp = trainer.model.model.language_model.layers[0].mlp
+    calls, forward = [], mlp.forward
+
+    def counting_forward(*args, **kwargs):
+        if torch.is_grad_enabled():
+            calls.append(1)
+        return forward(*args, **kwargs)
+
+    mlp.forward = counting_forward
     trainer.train()
-    assert trainer.state.global_step == 1
+    assert trainer.state.global_step == 1 and trainer.model.is_gradient_checkpointing == checkpointing
+    # One policy forward with gradients per accumulation step; checkpointing replays each in backward.
+    assert len(calls) == (2 if checkpointing else 1) * trainer.args.gradient_accumulation_steps, calls
 
 
 @pytest.mark.parametrize("mode", ["colocate", "server"])
@@ -90,17 +123,22 @@ def test_vllm_arguments_reach_the_config(mode):
 
 @pytest.mark.slow
 def test_two_process_data_parallel_run(synthetic_data, compact_model, tmp_path):
-    """`accelerate launch` with 2 CPU processes (gloo): groups are split across ranks and still score."""
+    """`torchrun --nproc_per_node 2` starts two CPU processes (gloo) of `medr1 train`: the run records a world
+    size of 2, both ranks write their own RNG state into each checkpoint, and groups still score. (`accelerate
+    launch --cpu --num_processes 2` would start only one process.)"""
     _, data = synthetic_data
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "medr1.cli",
-               "train", *tiny_argv(data, compact_model, out, "--max_steps", "2", "--logging_steps", "1",
-                                   "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
-                                   "--num_generations", "4", "--save_strategy", "steps", "--save_steps", "2")]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "medr1.cli", "train",
+               *tiny_argv(data, compact_model, out, "--max_steps", "2", "--logging_steps", "1",
+                          "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
+                          "--num_generations", "4", "--save_strategy", "steps", "--save_steps", "2")]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "medr1_run.json").read_text())["world_size"] == 2
+    assert sorted(p.name for p in (out / "checkpoint-2").glob("rng_state*.pth")) == ["rng_state_0.pth",
+                                                                                       "rng_state_1.pth"]
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     logged = [entry for entry in state["log_history"] if "reward" in entry]

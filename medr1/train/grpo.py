@@ -136,11 +136,14 @@ def write_run_metadata(output_dir, script_args, training_args, model_args, split
         "data_dir": str(Path(script_args.data_dir).resolve()),
         "manifest_sha256": manifest_sha256(script_args.data_dir),
         "split_sha256": hashlib.sha256(split_file.read_bytes()).hexdigest(),
+        "world_size": training_args.world_size,
         "medr1": asdict(script_args),
         "model": asdict(model_args),
         "training": training_args.to_dict(),
         "command": sys.argv,
     }
+    if training_args.process_index != 0:  # one writer in a multi-process run
+        return
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     (Path(output_dir) / "medr1_run.json").write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
 
@@ -166,6 +169,28 @@ def last_checkpoint(output_dir: str) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+
+
+class _SpuriousResumeWarning(logging.Filter):
+    """Drops the Trainer's missing/unexpected-keys warnings of a resume whose weights medr1 restored itself."""
+
+    def filter(self, record):
+        return not record.getMessage().startswith(("There were missing keys in the checkpoint model loaded",
+                                                   "There were unexpected keys in the checkpoint model loaded"))
+
+
+def restore_policy_weights(model, checkpoint: str) -> bool:
+    """Load a checkpoint's weights into `model` through `from_pretrained`, which maps the saved key names
+    back to the model's. The Trainer's resume loads the raw file instead, and for models that rename
+    their keys on save (Qwen2-VL and most VLMs in transformers 5) it loads none of them and trains on from
+    the base weights (transformers#43701). Returns False where the Trainer's own path is right (adapters,
+    sharded or DeepSpeed/FSDP states)."""
+    if getattr(model, "peft_config", None) or not (Path(checkpoint) / "model.safetensors").is_file():
+        return False
+    dtype = next(model.parameters()).dtype
+    restored = type(model).from_pretrained(checkpoint, dtype=dtype)
+    model.load_state_dict(restored.state_dict())  # strict: every tensor is restored or this raises
+    return True
 
 
 def parse_args(argv, config_class, prog: str):
@@ -209,16 +234,31 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
     return trainer, guard
 
 
-def train(script_args: MedR1Arguments, training_args, model_args, callbacks=()) -> Path:
-    """Train (resuming from the last checkpoint in output_dir if there is one) and save the final model."""
-    trainer, guard = build_trainer(script_args, training_args, model_args, callbacks)
+def run_resumable(trainer, resume: str | None) -> None:
+    """`trainer.train`, resuming from `resume` (weights, optimizer, scheduler, RNG and data position)."""
+    if not resume or not restore_policy_weights(trainer.model, resume):
+        trainer.train(resume_from_checkpoint=resume)
+        return
+    trainer_logger = logging.getLogger("transformers.trainer")
+    spurious = _SpuriousResumeWarning()
+    trainer_logger.addFilter(spurious)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    finally:
+        trainer_logger.removeFilter(spurious)
+
+
+def train(script_args: MedR1Arguments, training_args, model_args, callbacks=(), reward_funcs=None) -> Path:
+    """Train (resuming from the last checkpoint in output_dir if there is one) and save the final model.
+    `reward_funcs` replaces the recipe's rewards (TRL reward functions)."""
+    trainer, guard = build_trainer(script_args, training_args, model_args, callbacks, reward_funcs)
     output_dir = Path(training_args.output_dir)
     resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
     if resume:
         logger.info("resuming from %s", resume)
     logger.info("GRPO on %d questions, %d completions each -> %s", len(trainer.train_dataset),
                 training_args.num_generations, output_dir)
-    trainer.train(resume_from_checkpoint=resume)
+    run_resumable(trainer, resume)
     trainer.save_model(str(output_dir))
     trainer.processing_class.save_pretrained(str(output_dir))
     if guard.fired_at_step is not None and guard.action == "stop":

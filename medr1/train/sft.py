@@ -67,12 +67,13 @@ def reasoning_for(script_args):
     raise ValueError(f"sft_think must be one of {THINK_SOURCES}, not {source!r}")
 
 
-def train(script_args, training_args, model_args, reasoning=None) -> Path:
-    """`reasoning(record) -> str`, when given, is the <think> text (it replaces `sft_think`)."""
+def build_trainer(script_args, training_args, model_args, reasoning=None):
+    """The SFTTrainer for a recipe; `reasoning(record) -> str`, when given, is the <think> text (it replaces
+    `sft_think`)."""
     from trl import SFTTrainer, get_peft_config
 
     from medr1.data.records import prompt_dataset, split_name
-    from medr1.train.grpo import last_checkpoint, load_policy, write_run_metadata
+    from medr1.train.grpo import load_policy, write_run_metadata
 
     split = split_name(script_args.modality, script_args.task, "train")
     reasoning = reasoning or reasoning_for(script_args)
@@ -94,14 +95,21 @@ def train(script_args, training_args, model_args, reasoning=None) -> Path:
         processing_class=processor,
         peft_config=get_peft_config(model_args),
     )
-    output_dir = Path(training_args.output_dir)
-    write_run_metadata(output_dir, script_args, training_args, model_args, split, len(dataset))
-    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
+    write_run_metadata(training_args.output_dir, script_args, training_args, model_args, split, len(dataset))
     logger.info("SFT on %s (%s answers): %d questions -> %s", split, script_args.sft_answers, len(dataset),
-                output_dir)
-    trainer.train(resume_from_checkpoint=resume)
+                training_args.output_dir)
+    return trainer
+
+
+def train(script_args, training_args, model_args, reasoning=None) -> Path:
+    """Train (resuming from the last checkpoint in output_dir if there is one) and save the final model."""
+    from medr1.train.grpo import last_checkpoint, run_resumable
+
+    trainer = build_trainer(script_args, training_args, model_args, reasoning)
+    output_dir = Path(training_args.output_dir)
+    run_resumable(trainer, training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir))
     trainer.save_model(str(output_dir))
-    processor.save_pretrained(str(output_dir))
+    trainer.processing_class.save_pretrained(str(output_dir))
     return output_dir
 
 
