@@ -220,8 +220,8 @@ def generate_ceiling(model_path: Path, data: Path, questions: list[dict], args, 
     model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.float32).eval()
     collate = _Batches(processor, image_loader(data, args.image_size), "think", "eval")
     batch = questions[:args.batch_size]
-    singles = [collate([r])[1] for r in batch]
-    together = collate(batch)[1]
+    singles = [collate([r])[-1] for r in batch]
+    together = collate(batch)[-1]
     one, many = [], []
     with torch.inference_mode():
         for _ in range(repeats):

@@ -64,11 +64,13 @@ def test_a_torn_last_line_is_cut_off(tmp_path):
     assert path.read_text().endswith("}\n")
 
 
-def test_greedy_predictions_do_not_depend_on_batch_size(synthetic_data, diverse_model, tmp_path):
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_greedy_predictions_do_not_depend_on_batch_size(synthetic_data, diverse_model, tmp_path, num_workers):
+    """Batch 1 and batch 8 write the same file, in the main process and with the default 2 DataLoader workers."""
     from medr1.evaluation.evaluate import evaluate
 
     _, data = synthetic_data
-    kwargs = dict(limit=12, image_size=56, max_new_tokens=12, num_workers=0)
+    kwargs = dict(limit=12, image_size=56, max_new_tokens=12, num_workers=num_workers)
     evaluate(diverse_model, data, "modality/MRI/test", tmp_path / "b1", batch_size=1, **kwargs)
     evaluate(diverse_model, data, "modality/MRI/test", tmp_path / "b8", batch_size=8, **kwargs)
     one = (tmp_path / "b1" / "predictions.jsonl").read_text().splitlines()
@@ -113,9 +115,13 @@ def test_killed_evaluation_resumes_to_the_same_file(synthetic_data, diverse_mode
     assert metrics["n"] == n_expected and metrics["questions_this_run"] < n_expected
 
 
-@pytest.mark.parametrize("prompt", ["think", "nothink", "zero-shot"])
-def test_cli_writes_metrics_for_each_prompt(synthetic_data, compact_model, tmp_path, prompt):
+@pytest.mark.parametrize("prompt", ["think", "nothink", "think-after", "zero-shot"])
+def test_cli_uses_each_prompt_style(synthetic_data, compact_model, tmp_path, prompt):
+    """Every prediction records the prompt the model was shown: the style's own evaluation wording for the
+    record, inside Qwen2-VL's chat template with one image; metrics name the style."""
     from medr1.cli import main
+    from medr1.data.prompts import STYLES, problem_text, prompt_text, zero_shot_prompt_text
+    from medr1.data.records import load_split
 
     _, data = synthetic_data
     out = tmp_path / prompt
@@ -124,3 +130,15 @@ def test_cli_writes_metrics_for_each_prompt(synthetic_data, compact_model, tmp_p
                  "--max-new-tokens", "4", "--num-workers", "0"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == 3 and metrics["prompt"] == prompt and 0.0 <= metrics["accuracy"] <= 1.0
+    records = {r["question_id"]: r for r in load_split(data, "modality/OCT/test", limit=3)}
+    others = [s for s in STYLES if s != prompt]
+    for line in (out / "predictions.jsonl").read_text().splitlines():
+        prediction = json.loads(line)
+        record = records[prediction["question_id"]]
+        problem = problem_text(record["question"], record["options"])
+        wording = zero_shot_prompt_text(problem) if prompt == "zero-shot" else prompt_text(problem, prompt, "eval")
+        shown = prediction["prompt_text"]
+        assert shown.count("<|vision_start|><|image_pad|><|vision_end|>") == 1
+        assert shown.endswith(wording + "<|im_end|>\n<|im_start|>assistant\n")
+        assert not any(shown.endswith(prompt_text(problem, other, "eval") + "<|im_end|>\n<|im_start|>assistant\n")
+                       for other in others if prompt_text(problem, other, "eval") != wording)

@@ -107,6 +107,16 @@ def test_paper_recipe_matches_the_released_settings():
     questions_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps // args.num_generations
     assert questions_per_step == 4
     assert model_args.model_name_or_path == "Qwen/Qwen2-VL-2B-Instruct"
+    # the released reward rule, prompt and image size
+    script_args, _, _ = parse(["--config", str(REPO / "configs/grpo/medr1_qwen2vl_2b.yaml"), "--modality", "CT", *CPU])
+    assert (script_args.answer_parsing, script_args.prompt_style, script_args.image_size) == (
+        "medr1-compat", "think", 384)
+    # one epoch of AdamW, linear decay from 1e-6 without warm-up, no weight decay, clip 1.0, seed 42
+    assert args.num_train_epochs == 1 and args.max_steps == -1 and args.num_iterations == 1
+    assert args.lr_scheduler_type.value == "linear" and args.warmup_steps == 0
+    assert args.optim.value.startswith("adamw") and args.weight_decay == 0.0 and args.max_grad_norm == 1.0
+    assert args.seed == 42 and args.gradient_checkpointing and model_args.dtype == "float32"
+    assert model_args.attn_implementation == "flash_attention_2"
 
 
 # ---- against TRL's GRPOTrainer ------------------------------------------------------------------

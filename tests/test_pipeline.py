@@ -84,22 +84,41 @@ def test_sft_trains_and_writes_its_run(synthetic_data, compact_model, tmp_path):
     assert out == tmp_path / "sft" / "Lesion Grading"
     assert (out / "model.safetensors").is_file() and (out / "medr1_run.json").is_file()
     run = json.loads((out / "medr1_run.json").read_text())
-    assert run["split"] == "task/Lesion Grading/train" and len(run["manifest_sha256"]) == 64
+    assert run["split"] == "task/Lesion Grading/train" and run["n_questions"] > 0
+    # provenance: the recorded hashes are those of the files the run read
+    import hashlib
+
+    data = synthetic_data[1]
+    split_file = data / "splits" / "task" / "Lesion Grading" / "train.jsonl"
+    assert run["split_sha256"] == hashlib.sha256(split_file.read_bytes()).hexdigest()
+    assert run["manifest_sha256"] == hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest()
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["files"]["splits/task/Lesion Grading/train.jsonl"] == run["split_sha256"]
+    assert run["n_questions"] == len(split_file.read_text().splitlines())
 
 
 @pytest.mark.slow
 def test_two_by_two_chain_train_cross_evaluate_tables(synthetic_data, compact_model, tmp_path):
+    from trl import GRPOConfig
+
     from medr1.cli import main
     from medr1.evaluation.tables import load_matrix
+    from medr1.train.grpo import parse_args, train
+
+    def varied_reward(completions, **kwargs):
+        # An untrained policy never earns the format reward, and zero rewards leave the weights where they
+        # were: this deterministic reward has variance in every group, so each checkpoint really trains.
+        return [float(len(str(completion)) % 5) for completion in completions]
 
     _, data = synthetic_data
     checkpoints, results = tmp_path / "grpo", tmp_path / "results"
     for modality in ("CT", "MRI"):
-        assert main(["train", "--config", str(REPO / "configs/grpo/tiny_cpu.yaml"), "--data_dir", str(data),
-                     "--modality", modality, "--model_name_or_path", str(compact_model),
-                     "--output_dir", str(checkpoints / "{target}"), "--report_to", "none",
-                     "--log_completions", "false", "--max_steps", "2", "--save_strategy", "no",
-                     "--max_completion_length", "8"]) == 0
+        train(*parse_args(["--config", str(REPO / "configs/grpo/tiny_cpu.yaml"), "--data_dir", str(data),
+                           "--modality", modality, "--model_name_or_path", str(compact_model),
+                           "--output_dir", str(checkpoints / "{target}"), "--report_to", "none",
+                           "--log_completions", "false", "--max_steps", "2", "--save_strategy", "no",
+                           "--max_completion_length", "8", "--learning_rate", "0.01"], GRPOConfig, "test"),
+              reward_funcs=[varied_reward])
     eval_args = ["--limit", "6", "--image-size", "56", "--max-new-tokens", "8", "--num-workers", "0"]
     assert main(["matrix", "--axis", "modality", "--data", str(data), "--checkpoints", str(checkpoints),
                  "--base-model", str(compact_model), "--results", str(results), "--groups", "CT", "MRI",
@@ -125,6 +144,20 @@ def test_two_by_two_chain_train_cross_evaluate_tables(synthetic_data, compact_mo
             assert rows[name]["cells"][column] == pytest.approx(100 * sum(p["correct"] for p in lines) / 6)
             metrics = json.loads((cell_dir / "metrics.json").read_text())
             assert metrics["accuracy"] * 100 == pytest.approx(rows[name]["cells"][column])
+            # the cell was made by its own row's checkpoint, on its own column's split
+            assert metrics["model"] == str(checkpoints / name) and metrics["split"] == f"modality/{column}/test"
+    # and the two checkpoints are trained models, not the base model twice
+    from safetensors.torch import load_file
+
+    base = load_file(compact_model / "model.safetensors")
+    trained = {name: load_file(checkpoints / name / "model.safetensors") for name in ("CT", "MRI")}
+    for weights in trained.values():
+        assert any(not weights[k].equal(base[k]) for k in base)
+    assert any(not trained["CT"][k].equal(trained["MRI"][k]) for k in base)
+    zero_shot = next(r for r in json.loads((results / "matrix_modality.json").read_text())["rows"]
+                     if r["kind"] == "zero-shot")
+    for cell in zero_shot["cells"].values():
+        assert json.loads((Path(cell) / "metrics.json").read_text())["model"] == str(compact_model)
     diagonal = [rows["CT"]["cells"]["CT"], rows["MRI"]["cells"]["MRI"]]
     off = [rows["CT"]["cells"]["MRI"], rows["MRI"]["cells"]["CT"]]
     assert layout["summary"]["in_domain"] == pytest.approx(sum(diagonal) / 2)
@@ -171,3 +204,29 @@ def test_sft_think_sources():
     for bad in ("caption", "finding-colour", "column:"):
         with pytest.raises(ValueError, match="sft_think"):
             reasoning_for(MedR1Arguments(sft_think=bad))
+
+
+@pytest.mark.slow
+def test_demo_command_runs_end_to_end(tmp_path, monkeypatch):
+    """`medr1 demo`, the first quick-start command, at a small size from another working directory: it
+    writes the summary with its keys, a reward-curve PNG and the cross-modality table."""
+    from PIL import Image
+
+    from medr1.cli import main
+
+    monkeypatch.chdir(tmp_path)  # the recipes are found beside the package, not in the working directory
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--per-modality", "40", "--grpo-set", "max_steps=3",
+                 "--sft-set", "max_steps=3", "--sft-set", "logging_steps=1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("before_accuracy", "after_accuracy", "n_test", "seconds", "vocabulary", "paths"):
+        assert key in summary, key
+    assert 0 <= summary["before_accuracy"] <= 1 and 0 <= summary["after_accuracy"] <= 1
+    assert summary["n_test"] == 8  # 40 CT questions, 20 % test
+    curve = Path(summary["paths"]["reward_curve"])
+    assert curve.suffix == ".png" and Image.open(curve).size[0] > 100
+    table = Path(summary["paths"]["cross_modality_table"]).read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| Trained on"))
+    for modality in ("CT", "MRI", "X-Ray", "Ultrasound", "Dermoscopy", "Fundus Photography", "OCT", "Microscopy"):
+        assert modality in header
+    assert "\n| CT |" in table or "\n| CT (" in table

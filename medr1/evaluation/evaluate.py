@@ -26,7 +26,7 @@ PARSE_MODES = {"robust": "robust", "medr1-compat": "medr1-compat-eval"}
 
 # ---- pure scoring -------------------------------------------------------------------------------
 
-def score_prediction(record: dict, output: str, prompt: str, parse: str) -> dict:
+def score_prediction(record: dict, output: str, prompt: str, parse: str, prompt_text: str | None = None) -> dict:
     from medr1.rewards.answers import is_correct, parse_answer_letter
     from medr1.rewards.functions import format_reward
 
@@ -41,6 +41,7 @@ def score_prediction(record: dict, output: str, prompt: str, parse: str) -> dict
         "answer": record["answer"],
         "correct": bool(is_correct(output, record["answer"], record["options"], mode=mode)),
         "format_ok": formatted,
+        **({} if prompt_text is None else {"prompt_text": prompt_text}),  # what the model was shown
     }
 
 
@@ -151,7 +152,7 @@ class _Batches:
         texts = prompt_texts(self.processor, records, self.prompt, self.stage)
         images = [self.load_image(r["image"]) for r in records]
         inputs = self.processor(text=texts, images=images, padding=True, return_tensors="pt")
-        return records, inputs
+        return records, texts, inputs
 
 
 def generate_hf(model_path, records, load_image, prompt, stage, batch_size, max_new_tokens, num_workers, on_batch):
@@ -172,13 +173,13 @@ def generate_hf(model_path, records, load_image, prompt, stage, batch_size, max_
     # the load, and the forked workers do not map the model's memory.
     batches = iter(loader)
     model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(device).eval()
-    for batch_records, inputs in batches:
+    for batch_records, texts, inputs in batches:
         inputs = inputs.to(device)
         with torch.inference_mode():
             output_ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                         temperature=None, top_p=None, top_k=None)
         new_tokens = output_ids[:, inputs["input_ids"].shape[1]:]
-        on_batch(batch_records, processor.batch_decode(new_tokens, skip_special_tokens=True))
+        on_batch(batch_records, processor.batch_decode(new_tokens, skip_special_tokens=True), texts)
 
 
 def generate_vllm(model_path, records, load_image, prompt, stage, batch_size, max_new_tokens, num_workers, on_batch):
@@ -198,7 +199,7 @@ def generate_vllm(model_path, records, load_image, prompt, stage, batch_size, ma
         texts = prompt_texts(processor, part, prompt, stage)
         inputs = [{"prompt": t, "multi_modal_data": {"image": load_image(r["image"])}} for t, r in zip(texts, part)]
         outputs = llm.generate(inputs, params, use_tqdm=False)
-        on_batch(part, [o.outputs[0].text for o in outputs])
+        on_batch(part, [o.outputs[0].text for o in outputs], texts)
 
 
 ENGINE_FUNCS = {"hf": generate_hf, "vllm": generate_vllm}
@@ -228,9 +229,9 @@ def evaluate(model, data_dir, split, out, prompt="think", engine="hf", batch_siz
     started = time.perf_counter()
     progress = tqdm(total=len(records), initial=len(records) - len(pending), desc=f"eval {split}", unit="q")
 
-    def on_batch(batch_records, outputs):
-        append_predictions(predictions_path, [score_prediction(r, o, prompt, parse)
-                                              for r, o in zip(batch_records, outputs)])
+    def on_batch(batch_records, outputs, texts):
+        append_predictions(predictions_path, [score_prediction(r, o, prompt, parse, t)
+                                              for r, o, t in zip(batch_records, outputs, texts, strict=True)])
         progress.update(len(batch_records))
 
     if pending:

@@ -206,16 +206,23 @@ def write_tables(results: Path) -> list[Path]:
     return written
 
 
-def difference_heatmap(think: dict, nothink: dict, path: Path) -> Path:
-    by_domain = {r["trained_on"]: r for r in nothink["rows"] if r["kind"] == "trained"}
+def think_minus_nothink(think: dict, nothink: dict) -> tuple[list[list[float | None]], list[str]]:
+    """Per training domain present in both layouts, think accuracy minus no-think accuracy per column
+    (points); a cell missing on either side stays None."""
+    by_domain = {r["trained_on"]: r for r in nothink["rows"] if r["kind"] == "trained" and not r["missing"]}
     rows, labels = [], []
     for row in think["rows"]:
-        if row["kind"] != "trained" or row["trained_on"] not in by_domain:
+        if row["kind"] != "trained" or row["missing"] or row["trained_on"] not in by_domain:
             continue
         other = by_domain[row["trained_on"]]["cells"]
-        rows.append([None if row["cells"][c] is None or other[c] is None else row["cells"][c] - other[c]
+        rows.append([None if row["cells"][c] is None or other.get(c) is None else row["cells"][c] - other[c]
                      for c in think["columns"]])
         labels.append(row["name"])
+    return rows, labels
+
+
+def difference_heatmap(think: dict, nothink: dict, path: Path) -> Path:
+    rows, labels = think_minus_nothink(think, nothink)
     heatmap(rows, labels, think["columns"], "Think minus no-think (points)", path, cmap="RdBu", center_zero=True)
     return path
 
