@@ -29,6 +29,13 @@ class MedR1Arguments:
         default="none",
         metadata={"help": "none | shuffle: shuffle rewards within each group (a control with no learning signal)"},
     )
+    dynamic_sampling: bool = field(
+        default=False,
+        metadata={"help": "drop groups with zero reward variance and refill the batch with fresh questions (DAPO)"},
+    )
+    max_resample_rounds: int = field(
+        default=3, metadata={"help": "dynamic sampling: extra generation rounds per batch at most"}
+    )
     sft_answers: str = field(
         default="gold", metadata={"help": "SFT only: gold | random (format warm-start with random letters)"}
     )

@@ -221,7 +221,12 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
         patience=script_args.collapse_patience,
         action=script_args.collapse_action,
     )
-    trainer = GRPOTrainer(
+    trainer_class, extra = GRPOTrainer, {}
+    if script_args.dynamic_sampling:
+        from medr1.train.dynamic_sampling import DynamicSamplingGRPOTrainer
+
+        trainer_class, extra = DynamicSamplingGRPOTrainer, {"max_resample_rounds": script_args.max_resample_rounds}
+    trainer = trainer_class(
         model=model,
         reward_funcs=reward_funcs,
         args=training_args,
@@ -229,6 +234,7 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
         processing_class=processor,
         peft_config=get_peft_config(model_args),
         callbacks=[guard, *callbacks],
+        **extra,
     )
     write_run_metadata(training_args.output_dir, script_args, training_args, model_args, split, len(dataset))
     return trainer, guard

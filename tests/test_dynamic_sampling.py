@@ -1,0 +1,170 @@
+"""Dynamic sampling: the pure row operations, and what it relies on in TRL's GRPOTrainer (these fail on a TRL
+upgrade that changes it): whole groups of consecutive rows per process, exact zero advantages for a
+zero-variance group, and a loss that only sees informative groups."""
+
+import random
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from medr1.train.dynamic_sampling import (
+    DynamicSamplingGRPOTrainer,
+    concat_rows,
+    group_rows,
+    informative_groups,
+    mask_rows_off,
+    select_rows,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_RECIPE = REPO / "configs" / "grpo" / "tiny_cpu.yaml"
+
+
+# ---- pure pieces --------------------------------------------------------------------------------
+
+def test_informative_groups_are_those_with_a_nonzero_advantage():
+    advantages = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.5, -0.5, 0.5, -0.5, 0.0, 0.0, 0.0, 1e-9])
+    assert informative_groups(advantages, 4) == [False, True, False]
+    with pytest.raises(ValueError):
+        informative_groups(torch.zeros(6), 4)
+    assert group_rows([0, 2], 3) == [0, 1, 2, 6, 7, 8]
+
+
+def test_rows_are_selected_concatenated_and_masked_consistently():
+    a = {"prompt_ids": torch.tensor([[0, 5], [6, 7]]), "prompt_mask": torch.tensor([[0, 1], [1, 1]]),
+         "completion_ids": torch.tensor([[1], [2]]), "completion_mask": torch.tensor([[1], [1]]),
+         "advantages": torch.tensor([1.0, -1.0]), "pixel_values": [torch.ones(2, 3), torch.zeros(1, 3)],
+         "num_images": [1, 1], "num_items_in_batch": torch.tensor(2)}
+    b = {"prompt_ids": torch.tensor([[9, 9, 9]]), "prompt_mask": torch.tensor([[1, 1, 1]]),
+         "completion_ids": torch.tensor([[3, 4, 4]]), "completion_mask": torch.tensor([[1, 1, 0]]),
+         "advantages": torch.tensor([0.5]), "pixel_values": [torch.full((4, 3), 2.0)], "num_images": [1],
+         "num_items_in_batch": torch.tensor(2)}
+    both = concat_rows(a, b)
+    assert both["prompt_ids"].tolist() == [[0, 0, 5], [0, 6, 7], [9, 9, 9]]  # prompts padded on the left
+    assert both["prompt_mask"].tolist() == [[0, 0, 1], [0, 1, 1], [1, 1, 1]]
+    assert both["completion_ids"].tolist() == [[1, 0, 0], [2, 0, 0], [3, 4, 4]]  # completions on the right
+    assert both["completion_mask"].tolist() == [[1, 0, 0], [1, 0, 0], [1, 1, 0]]
+    assert both["advantages"].tolist() == [1.0, -1.0, 0.5] and both["num_images"] == [1, 1, 1]
+    assert [p.shape[0] for p in both["pixel_values"]] == [2, 1, 4]
+    picked = select_rows(both, [2, 0])
+    assert picked["completion_ids"].tolist() == [[3, 4, 4], [1, 0, 0]]
+    assert [p.shape[0] for p in picked["pixel_values"]] == [4, 2] and picked["num_items_in_batch"] == 2
+    masked = mask_rows_off(picked, [1])
+    assert masked["completion_mask"].tolist() == [[1, 1, 0], [0, 0, 0]]
+    assert picked["completion_mask"].tolist() == [[1, 1, 0], [1, 0, 0]]  # the input is not changed
+    assert concat_rows(None, a) is a
+
+
+# ---- on TRL's GRPOTrainer -----------------------------------------------------------------------
+
+def mixed_reward(completions, question_id, **kwargs):
+    """Half the questions (by id) always score 1 (a zero-variance group); the others get 0/1 rewards that
+    differ within the group (never all equal), so each of their completions has a non-zero advantage."""
+    rewards = []
+    for start in range(0, len(completions), 4):
+        qid = question_id[start]
+        if zlib.crc32(qid.encode()) % 2 == 0:
+            rewards += [1.0] * 4
+        else:
+            rng = random.Random(qid + str(len(rewards)))
+            group = [float(rng.random() < 0.5) for _ in range(3)]
+            rewards += group + [1.0 - group[0]]
+    return rewards
+
+
+def constant_reward(completions, **kwargs):
+    return [1.0] * len(completions)
+
+
+def build(data, model, out, reward, rounds, *extra):
+    from trl import GRPOConfig
+
+    from medr1.train.grpo import build_trainer, parse_args
+
+    argv = ["--config", str(TINY_RECIPE), "--data_dir", str(data), "--modality", "CT",
+            "--model_name_or_path", str(model), "--output_dir", str(out), "--report_to", "none",
+            "--log_completions", "false", "--max_completion_length", "6", "--save_strategy", "no",
+            "--dynamic_sampling", "true", "--max_resample_rounds", str(rounds), "--max_steps", "2", *extra]
+    trainer, _ = build_trainer(*parse_args(argv, GRPOConfig, "test"), reward_funcs=[reward])
+    return trainer
+
+
+class LossInputs:
+    """Records the batches the loss sees (after TRL's shuffle and split)."""
+
+    def __init__(self, trainer):
+        self.batches = []
+        original = trainer._compute_loss
+
+        def recording(model, inputs):
+            self.batches.append({k: v for k, v in inputs.items() if k in ("advantages", "completion_mask")})
+            return original(model, inputs)
+
+        trainer._compute_loss = recording
+
+
+def test_trl_generation_batch_holds_whole_consecutive_groups(synthetic_data, compact_model, tmp_path):
+    """What dynamic sampling relies on in plain TRL: each reward call sees groups of G consecutive rows
+    of one question, and the scored batch gives a zero-variance group advantages of exactly 0."""
+    from trl import GRPOTrainer
+
+    _, data = synthetic_data
+    seen = []
+
+    def recording_reward(completions, question_id, **kwargs):
+        seen.append(list(question_id))
+        return mixed_reward(completions, question_id)
+
+    trainer = build(data, compact_model, tmp_path / "plain", recording_reward, 0)
+    assert isinstance(trainer, DynamicSamplingGRPOTrainer)
+    rows = [trainer.train_dataset[i] for i in range(4) for _ in range(4)]
+    trainer.model.train()
+    batch = GRPOTrainer._generate_and_score_completions(trainer, rows)
+    assert len(seen[-1]) == 16
+    for start in range(0, 16, 4):
+        assert len(set(seen[-1][start:start + 4])) == 1
+    assert batch["advantages"].shape == (16,)
+    for g, qid in enumerate(seen[-1][::4]):
+        group = batch["advantages"][g * 4:(g + 1) * 4]
+        if zlib.crc32(qid.encode()) % 2 == 0:
+            assert torch.equal(group, torch.zeros(4))
+        else:
+            assert (group.abs() > 1e-3).all()
+
+
+def test_the_loss_sees_only_informative_groups(synthetic_data, compact_model, tmp_path):
+    _, data = synthetic_data
+    trainer = build(data, compact_model, tmp_path / "dapo", mixed_reward, 8)
+    loss_inputs = LossInputs(trainer)
+    trainer.train()
+    assert trainer.state.global_step == 2 and loss_inputs.batches
+    for batch in loss_inputs.batches:
+        assert (batch["advantages"].abs() > 1e-3).all()  # no row of a zero-variance group reached the loss
+        assert (batch["completion_mask"].sum(dim=1) > 0).all()
+    logged = [e for e in trainer.state.log_history if "dynamic_sampling/groups_kept" in e]
+    target = trainer.args.per_device_train_batch_size * trainer.args.steps_per_generation // 4
+    assert len(logged) == 2
+    for entry in logged:
+        assert entry["dynamic_sampling/groups_kept"] == target
+        assert entry["dynamic_sampling/groups_generated"] > target  # some groups were dropped and refilled
+        assert entry["dynamic_sampling/rounds"] >= 1
+
+
+def test_a_batch_that_stays_uninformative_trains_on_nothing(synthetic_data, compact_model, tmp_path):
+    """Every group has zero variance: after max_resample_rounds the batch keeps its shape with every loss
+    mask off, and training goes on."""
+    _, data = synthetic_data
+    trainer = build(data, compact_model, tmp_path / "flat", constant_reward, 2)
+    loss_inputs = LossInputs(trainer)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    assert trainer.state.global_step == 2
+    for batch in loss_inputs.batches:
+        assert batch["completion_mask"].sum() == 0
+    logged = [e for e in trainer.state.log_history if "dynamic_sampling/rounds" in e]
+    assert [e["dynamic_sampling/rounds"] for e in logged] == [2.0, 2.0]
+    assert all(e["dynamic_sampling/groups_kept"] == 0 for e in logged)
+    after = dict(trainer.model.named_parameters())
+    assert all(torch.equal(after[n].detach(), p) for n, p in before.items())  # nothing was learned from nothing
