@@ -15,6 +15,7 @@ COMMANDS = {
     "train": ("medr1.train.grpo", "GRPO training on one modality or task"),
     "sft": ("medr1.train.sft", "supervised fine-tuning baseline"),
     "eval": ("medr1.evaluation.evaluate", "evaluate a checkpoint on one split"),
+    "passrate": ("medr1.evaluation.passrate", "sample k completions per question and write pass rates"),
     "matrix": ("medr1.evaluation.matrix", "evaluate checkpoints across all modality or task splits"),
     "tables": ("medr1.evaluation.tables", "write the cross-domain tables and heatmaps"),
     "demo": ("medr1.embedded.demo", "the end-to-end learning demo on the embedded default"),

@@ -61,3 +61,23 @@ def test_missing_row_zero_shot_merge_and_nothink_difference(synthetic_data, comp
     for row in json.loads((results / "matrix_modality.json").read_text())["rows"]:
         for cell in row["cells"].values():
             assert json.loads((Path(cell) / "metrics.json").read_text())["model"] == row["model"]
+
+
+def test_think_minus_nothink_by_domain_and_column():
+    """Per training domain in both layouts: think minus no-think, per column; missing cells stay None."""
+    from medr1.evaluation.tables import think_minus_nothink
+
+    def layout(rows):
+        return {"columns": ["CT", "MRI"], "rows": [
+            {"name": name, "trained_on": name, "kind": kind, "missing": missing, "cells": cells}
+            for name, kind, missing, cells in rows]}
+
+    think = layout([("CT", "trained", False, {"CT": 80.0, "MRI": 40.0}),
+                    ("MRI", "trained", False, {"CT": 30.0, "MRI": None}),
+                    ("OCT", "trained", True, {"CT": None, "MRI": None}),
+                    ("base (zero-shot)", "zero-shot", False, {"CT": 20.0, "MRI": 25.0})])
+    nothink = layout([("CT", "trained", False, {"CT": 70.0, "MRI": 45.0}),
+                      ("MRI", "trained", False, {"CT": 10.0, "MRI": 60.0})])
+    rows, labels = think_minus_nothink(think, nothink)
+    assert labels == ["CT", "MRI"]
+    assert rows == [[pytest.approx(10.0), pytest.approx(-5.0)], [pytest.approx(20.0), None]]

@@ -71,15 +71,19 @@ def image_loader(data_dir: str | Path, image_size: int | None):
 
 
 def prompt_dataset(data_dir, split, style="think", stage="train", image_size=384, limit=None, zero_shot=False,
-                   completion=None):
+                   completion=None, keep=None):
     """A `datasets.Dataset` with TRL's columns: `prompt` (conversation), `image` (PIL, decoded on access),
     and the record's own columns (`answer`, `options`, ...) which reach reward functions as keyword args.
-    `completion(record) -> str`, when given, adds the assistant turn SFT trains on."""
+    `completion(record) -> str`, when given, adds the assistant turn SFT trains on; `keep(record) -> bool`,
+    when given, selects records (before `limit`)."""
     from datasets import Dataset
 
     from medr1.data.prompts import build_conversation
 
-    records = load_split(data_dir, split, limit)
+    records = load_split(data_dir, split)
+    if keep is not None:
+        records = [r for r in records if keep(r)]
+    records = records[:limit] if limit else records
     if not records:
         raise ValueError(f"split {split!r} in {data_dir} is empty")
     rows = [

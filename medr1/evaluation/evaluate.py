@@ -155,34 +155,84 @@ class _Batches:
         return records, texts, inputs
 
 
-def generate_hf(model_path, records, load_image, prompt, stage, batch_size, max_new_tokens, num_workers, on_batch):
+def load_for_generation(model_path):
+    """(model, processor) on the GPU in bf16 when there is one, else on the CPU in fp32; left padding."""
     import torch
-    from torch.utils.data import DataLoader
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     processor = AutoProcessor.from_pretrained(model_path)
-    # Left padding: every prompt ends where generation starts, so a batch decodes as its rows alone would.
     processor.tokenizer.padding_side = "left"
-    loader = DataLoader(
+    model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(device).eval()
+    return model, processor
+
+
+def generate_batches(model, processor, batches, on_batch, max_new_tokens, samples: int = 1):
+    """Decode each (records, texts, inputs) batch: greedily, or `samples` completions per prompt."""
+    import torch
+
+    # Sampling as GRPO samples (temperature 1, no top-p/top-k), whatever the checkpoint's generation
+    # config says (Qwen2-VL-Instruct's asks for near-greedy top_k=1).
+    sampling = {"do_sample": True, "num_return_sequences": samples, "temperature": 1.0, "top_p": 1.0,
+                "top_k": 0} if samples > 1 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    for batch_records, texts, inputs in batches:
+        inputs = inputs.to(model.device)
+        with torch.inference_mode():
+            output_ids = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
+        decoded = processor.batch_decode(output_ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        if samples > 1:
+            decoded = [decoded[i * samples:(i + 1) * samples] for i in range(len(batch_records))]
+        on_batch(batch_records, decoded, texts)
+
+
+def batch_loader(processor, records, load_image, prompt, stage, batch_size, num_workers):
+    """Batches of (records, prompt texts, processor tensors) built in DataLoader workers."""
+    from torch.utils.data import DataLoader
+
+    # Left padding: every prompt ends where generation starts, so a batch decodes as its rows alone would.
+    # Set before the workers fork, which copy the processor.
+    processor.tokenizer.padding_side = "left"
+    return DataLoader(
         records, batch_size=batch_size, shuffle=False, num_workers=num_workers,
         collate_fn=_Batches(processor, load_image, prompt, stage), persistent_workers=False,
     )
+
+
+def generate_hf(model_path, records, load_image, prompt, stage, batch_size, max_new_tokens, num_workers, on_batch,
+                samples: int = 1):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model_path)
     # Workers start (and fill their prefetch queue) before the model loads, so image decoding overlaps
     # the load, and the forked workers do not map the model's memory.
-    batches = iter(loader)
-    model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(device).eval()
-    for batch_records, texts, inputs in batches:
-        inputs = inputs.to(device)
-        with torch.inference_mode():
-            output_ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                        temperature=None, top_p=None, top_k=None)
-        new_tokens = output_ids[:, inputs["input_ids"].shape[1]:]
-        on_batch(batch_records, processor.batch_decode(new_tokens, skip_special_tokens=True), texts)
+    batches = iter(batch_loader(processor, records, load_image, prompt, stage, batch_size, num_workers))
+    model, _ = load_for_generation(model_path)
+    generate_batches(model, processor, batches, on_batch, max_new_tokens, samples)
 
 
-def generate_vllm(model_path, records, load_image, prompt, stage, batch_size, max_new_tokens, num_workers, on_batch):
+def evaluate_in_memory(model, processor, records, load_image, prompt="think", stage="eval", batch_size=16,
+                       max_new_tokens=256, parse="robust") -> dict:
+    """Greedy accuracy of a loaded model on `records` (e.g. during training): `summarize`'s metrics, nothing
+    written. The model is put in eval mode for the duration and the tokenizer's padding side restored."""
+    predictions = []
+
+    def on_batch(batch_records, outputs, texts):
+        predictions.extend(score_prediction(r, o, prompt, parse) for r, o in zip(batch_records, outputs, strict=True))
+
+    was_training, padding_side = model.training, processor.tokenizer.padding_side
+    model.eval()
+    try:
+        batches = batch_loader(processor, records, load_image, prompt, stage, batch_size, num_workers=0)
+        generate_batches(model, processor, batches, on_batch, max_new_tokens)
+    finally:
+        model.train(was_training)
+        processor.tokenizer.padding_side = padding_side
+    return summarize(predictions)
+
+
+def generate_vllm(model_path, records, load_image, prompt, stage, batch_size, max_new_tokens, num_workers, on_batch,
+                  samples: int = 1):
     try:
         from vllm import LLM, SamplingParams
     except ImportError as error:
@@ -191,7 +241,8 @@ def generate_vllm(model_path, records, load_image, prompt, stage, batch_size, ma
 
     processor = AutoProcessor.from_pretrained(model_path)
     llm = LLM(model=str(model_path), limit_mm_per_prompt={"image": 1}, max_model_len=4096)
-    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+    params = (SamplingParams(temperature=1.0, n=samples, max_tokens=max_new_tokens) if samples > 1
+              else SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
     # vLLM batches internally; chunks only bound memory and set how often progress is saved.
     chunk = max(batch_size, 256)
     for start in range(0, len(records), chunk):
@@ -199,7 +250,8 @@ def generate_vllm(model_path, records, load_image, prompt, stage, batch_size, ma
         texts = prompt_texts(processor, part, prompt, stage)
         inputs = [{"prompt": t, "multi_modal_data": {"image": load_image(r["image"])}} for t, r in zip(texts, part)]
         outputs = llm.generate(inputs, params, use_tqdm=False)
-        on_batch(part, [o.outputs[0].text for o in outputs], texts)
+        decoded = [[c.text for c in o.outputs] if samples > 1 else o.outputs[0].text for o in outputs]
+        on_batch(part, decoded, texts)
 
 
 ENGINE_FUNCS = {"hf": generate_hf, "vllm": generate_vllm}

@@ -198,7 +198,11 @@ def write_tables(results: Path) -> list[Path]:
     for axis in ("modality", "task"):
         think, nothink = layouts.get(axis), layouts.get(f"{axis}_nothink")
         if think and nothink:
-            written.append(difference_heatmap(think, nothink, results / f"cross_{axis}_think_minus_nothink.png"))
+            if think_minus_nothink(think, nothink)[0]:
+                written.append(difference_heatmap(think, nothink, results / f"cross_{axis}_think_minus_nothink.png"))
+            else:
+                logger.warning("no training domain has both a think and a no-think row on the %s axis: no "
+                               "think-minus-no-think heatmap", axis)
     for path in written:
         logger.info("wrote %s", path)
     if not layouts:

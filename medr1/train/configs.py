@@ -36,6 +36,16 @@ class MedR1Arguments:
     max_resample_rounds: int = field(
         default=3, metadata={"help": "dynamic sampling: extra generation rounds per batch at most"}
     )
+    eval_every_steps: int = field(
+        default=0, metadata={"help": "every N steps, greedy held-out accuracy on a fixed test slice (0: never)"}
+    )
+    eval_questions: int = field(default=100, metadata={"help": "size of that held-out slice (test split start)"})
+    pass_rates: str | None = field(
+        default=None, metadata={"help": "JSONL from `medr1 passrate`: train only on questions whose rate lies "
+                                        "strictly between min_pass_rate and max_pass_rate"}
+    )
+    min_pass_rate: float = field(default=0.0, metadata={"help": "with pass_rates: keep rates > this"})
+    max_pass_rate: float = field(default=1.0, metadata={"help": "with pass_rates: keep rates < this"})
     sft_answers: str = field(
         default="gold", metadata={"help": "SFT only: gold | random (format warm-start with random letters)"}
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from medr1.train.configs import MedR1Arguments
+from medr1.train.monitors import HeldOutAccuracy, with_domain_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,8 @@ def resolve_output_dir(output_dir: str, args: MedR1Arguments) -> str:
     return output_dir.replace("{target}", args.target())
 
 
-def write_run_metadata(output_dir, script_args, training_args, model_args, split: str, n_questions: int):
+def write_run_metadata(output_dir, script_args, training_args, model_args, split: str, n_questions: int,
+                       pass_rate_filter: dict | None = None):
     from medr1.data.records import manifest_sha256, split_path
 
     split_file = split_path(script_args.data_dir, split)
@@ -137,6 +139,7 @@ def write_run_metadata(output_dir, script_args, training_args, model_args, split
         "manifest_sha256": manifest_sha256(script_args.data_dir),
         "split_sha256": hashlib.sha256(split_file.read_bytes()).hexdigest(),
         "world_size": training_args.world_size,
+        "pass_rate_filter": pass_rate_filter,
         "medr1": asdict(script_args),
         "model": asdict(model_args),
         "training": training_args.to_dict(),
@@ -209,13 +212,18 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
     from medr1.data.records import prompt_dataset, split_name
 
     split = split_name(script_args.modality, script_args.task, "train")
+    keep, pass_rate_filter = pass_rate_selection(script_args, split)
     dataset = prompt_dataset(
         script_args.data_dir, split, style=script_args.prompt_style, stage="train",
-        image_size=script_args.image_size, limit=script_args.max_train_samples,
+        image_size=script_args.image_size, limit=script_args.max_train_samples, keep=keep,
     )
     model, processor = load_policy(model_args, script_args)
     if reward_funcs is None:
-        reward_funcs = build_reward_funcs(script_args, training_args.num_generations, training_args.seed)
+        reward_funcs = [with_domain_metrics(f) if f.__name__ == "accuracy_reward" else f
+                        for f in build_reward_funcs(script_args, training_args.num_generations, training_args.seed)]
+    held_out = held_out_monitor(script_args, training_args)
+    if held_out is not None:
+        callbacks = [*callbacks, held_out]
     guard = CollapseGuard(
         max_reward=float(len(reward_funcs)),
         patience=script_args.collapse_patience,
@@ -236,8 +244,61 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
         callbacks=[guard, *callbacks],
         **extra,
     )
-    write_run_metadata(training_args.output_dir, script_args, training_args, model_args, split, len(dataset))
+    if held_out is not None:
+        held_out.attach(trainer)
+    write_run_metadata(training_args.output_dir, script_args, training_args, model_args, split, len(dataset),
+                       pass_rate_filter=pass_rate_filter)
     return trainer, guard
+
+
+def held_out_monitor(script_args: MedR1Arguments, training_args):
+    """The held-out accuracy callback of `eval_every_steps`, or None."""
+    if script_args.eval_every_steps <= 0:
+        return None
+    from medr1.data.records import image_loader, load_split, split_name
+
+    test_split = split_name(script_args.modality, script_args.task, "test")
+    return HeldOutAccuracy(load_split(script_args.data_dir, test_split, script_args.eval_questions),
+                           image_loader(script_args.data_dir, script_args.image_size), script_args.eval_every_steps,
+                           script_args.prompt_style, training_args.max_completion_length)
+
+
+def pass_rate_selection(script_args: MedR1Arguments, split: str):
+    """(keep(record) -> bool, summary) for `pass_rates`; (None, None) without it."""
+    if not script_args.pass_rates:
+        return None, None
+    from medr1.data.records import load_split
+
+    rates = read_pass_rates(script_args.pass_rates)
+    low, high = script_args.min_pass_rate, script_args.max_pass_rate
+    records = load_split(script_args.data_dir, split)
+    kept = {r["question_id"] for r in records if low < rates.get(r["question_id"], float("nan")) < high}
+    summary = {"file": str(script_args.pass_rates), "min_pass_rate": low, "max_pass_rate": high,
+               "split_questions": len(records), "kept": len(kept),
+               "dropped_by_rate": sum(r["question_id"] in rates for r in records) - len(kept),
+               "dropped_no_rate": sum(r["question_id"] not in rates for r in records)}
+    logger.info("pass-rate filter %s: kept %d of %d questions with %s < rate < %s (%d outside, %d without a rate)",
+                script_args.pass_rates, len(kept), len(records), low, high, summary["dropped_by_rate"],
+                summary["dropped_no_rate"])
+    if not kept:
+        raise ValueError(f"no question of {split} has a pass rate strictly between {low} and {high} in "
+                         f"{script_args.pass_rates}")
+    return (lambda record: record["question_id"] in kept), summary
+
+
+def read_pass_rates(path) -> dict[str, float]:
+    """question_id -> pass_rate from a `medr1 passrate` file; a malformed line names the file and line."""
+    rates = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                rates[str(entry["question_id"])] = float(entry["pass_rate"])
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"{path}:{number}: not a pass-rate line ({error}): {line.strip()[:120]}") from None
+    return rates
 
 
 def run_resumable(trainer, resume: str | None) -> None:
