@@ -117,6 +117,18 @@ def test_paper_recipe_matches_the_released_settings():
     assert args.optim.value.startswith("adamw") and args.weight_decay == 0.0 and args.max_grad_norm == 1.0
     assert args.seed == 42 and args.gradient_checkpointing and model_args.dtype == "float32"
     assert model_args.attn_implementation == "flash_attention_2"
+    assert not script_args.dynamic_sampling  # the released setting
+
+
+def test_dapo_recipe_departs_only_where_it_says():
+    paper = parse(["--config", str(REPO / "configs/grpo/medr1_qwen2vl_2b.yaml"), "--modality", "CT", *CPU])
+    dapo = parse(["--config", str(REPO / "configs/grpo/medr1_qwen2vl_2b_dapo.yaml"), "--modality", "CT", *CPU])
+    assert dapo[0].dynamic_sampling and dapo[0].max_resample_rounds == 3
+    assert (dapo[1].loss_type, dapo[1].epsilon, dapo[1].epsilon_high) == ("dapo", 0.2, 0.28)
+    differ = {k for k, v in paper[1].to_dict().items() if dapo[1].to_dict()[k] != v}
+    assert differ == {"loss_type", "epsilon_high", "output_dir"}, differ
+    script_differ = {k for k, v in vars(paper[0]).items() if vars(dapo[0])[k] != v}
+    assert script_differ == {"dynamic_sampling"}, script_differ
 
 
 # ---- against TRL's GRPOTrainer ------------------------------------------------------------------

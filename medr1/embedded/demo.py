@@ -173,6 +173,7 @@ REWARD_KEYS = {
     "total reward": "reward",
     "accuracy reward": "rewards/accuracy_reward/mean",
     "format reward": "rewards/format_reward/mean",
+    "held-out accuracy (greedy)": "held_out/accuracy",  # logged every eval_every_steps
 }
 
 
@@ -190,12 +191,15 @@ def plot_rewards(history: list[dict], path: Path, title: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, points in reward_curves(history).items():
+    curves = reward_curves(history)
+    longest = max(len(points) for points in curves.values())
+    for label, points in curves.items():
         if points:
             steps, values = zip(*points)
-            ax.plot(steps, values, label=label, linewidth=1)
+            sparse = len(points) < 0.2 * longest
+            ax.plot(steps, values, label=label, linewidth=1, marker="o" if sparse else None)
     ax.set_xlabel("GRPO step")
-    ax.set_ylabel("mean reward over the step's completions")
+    ax.set_ylabel("mean reward over the step's completions; accuracy")
     ax.set_ylim(-0.05, 2.05)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
