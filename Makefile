@@ -34,8 +34,8 @@ TINY_RECIPES := configs/grpo/tiny_cpu.yaml configs/sft/tiny_cpu.yaml
 train_needs = $(if $(filter $(TINY_RECIPES),$(1)),setup,install)
 eval_needs = $(if $(DATA),install,setup)
 
-.PHONY: install setup demo train sft eval eval-cross-modality eval-cross-task eval-zero-shot tables test \
-        test-fast bench lint clean
+.PHONY: install setup demo train sft passrate eval eval-cross-modality eval-cross-task eval-zero-shot tables test \
+        test-fast bench lint mutation clean
 
 install: $(BIN)/medr1
 $(BIN)/medr1: setup.py
@@ -56,11 +56,21 @@ $(TINY_MODEL)/config.json:
 demo: install
 	$(MEDR1) demo
 
+# ARGS: extra `--recipe_key value` overrides, e.g. ARGS="--dynamic_sampling true".
+ARGS ?=
 train: $(call train_needs,$(RECIPE))
-	$(LAUNCH) train --config $(RECIPE) $(data_arg) $(target_args)
+	$(LAUNCH) train --config $(RECIPE) $(data_arg) $(target_args) $(ARGS)
 
 sft: $(call train_needs,$(SFT_RECIPE))
 	$(LAUNCH) sft --config $(SFT_RECIPE) $(data_arg) $(target_args)
+
+# Pass rates of the base model on a training split (k samples per question): feed them to training with
+# `make train ... ARGS="--pass_rates results/passrate/<domain>.jsonl --min_pass_rate 0 --max_pass_rate 1"`.
+K ?= 8
+passrate: $(eval_needs)
+	$(MEDR1) passrate --model $(or $(MODEL),$(BASE_MODEL)) --data $(EVAL_DATA) \
+	  --split "$(if $(MODALITY),modality/$(MODALITY),task/$(TASK))/train" --k $(K) \
+	  --out "results/passrate/$(notdir $(or $(MODEL),$(BASE_MODEL)))/$(if $(MODALITY),$(MODALITY),$(TASK)).jsonl" $(EVAL_ARGS)
 
 eval: $(eval_needs)
 	$(MEDR1) eval --model $(MODEL) --data $(EVAL_DATA) \
@@ -93,6 +103,14 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check medr1 tests bench eval data_prep
+
+# Mutation testing of the pure rules (answers, splits, rewards, group advantages, scoring); not part of
+# `test` or CI. Configured in setup.cfg [mutmut]; a fresh run each time (minutes). MUTATION_JOBS: workers.
+MUTATION_JOBS ?=
+mutation: install
+	rm -rf mutants
+	$(BIN)/mutmut run $(if $(MUTATION_JOBS),--max-children $(MUTATION_JOBS),)
+	$(BIN)/python bench/mutation_report.py
 
 clean:
 	rm -rf outputs results $(SYNTH_DATA) $(SYNTH_RAW)

@@ -32,7 +32,7 @@ setup(
     extras_require={
         "gpu": ["flash-attn", "deepspeed", "liger-kernel"],
         "vllm": ["vllm>=0.22,<=0.31"],
-        "dev": ["pytest", "hypothesis", "ruff"],
+        "dev": ["pytest", "hypothesis", "ruff", "mutmut>=3.8,<4"],
     },
     entry_points={"console_scripts": ["medr1=medr1.cli:main"]},
 )
