@@ -57,6 +57,22 @@ def test_rows_are_selected_concatenated_and_masked_consistently():
     assert concat_rows(None, a) is a
 
 
+def test_prompt_and_completion_token_types_are_padded_part_by_part():
+    """Qwen2-VL's mm_token_type_ids span prompt + completion: each part is padded on its own side, so the
+    token types stay aligned with prompt_ids + completion_ids (a misalignment crashes the rope index)."""
+    def batch(prompt, completion, types):
+        return {"prompt_ids": torch.tensor([prompt]), "prompt_mask": torch.ones(1, len(prompt), dtype=torch.long),
+                "completion_ids": torch.tensor([completion]), "completion_mask": torch.ones(1, len(completion)),
+                "advantages": torch.tensor([1.0]), "mm_token_type_ids": torch.tensor([types])}
+
+    both = concat_rows(batch([5, 6, 7], [8], [1, 1, 0, 0]), batch([5, 6], [8, 9, 9], [1, 0, 0, 0, 0]))
+    assert both["prompt_ids"].tolist() == [[5, 6, 7], [0, 5, 6]]
+    assert both["completion_ids"].tolist() == [[8, 0, 0], [8, 9, 9]]
+    assert both["mm_token_type_ids"].tolist() == [[1, 1, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0]]
+    ids = torch.cat([both["prompt_ids"], both["completion_ids"]], dim=1)
+    assert both["mm_token_type_ids"].shape == ids.shape
+
+
 # ---- on TRL's GRPOTrainer -----------------------------------------------------------------------
 
 def mixed_reward(completions, question_id, **kwargs):
@@ -168,3 +184,32 @@ def test_a_batch_that_stays_uninformative_trains_on_nothing(synthetic_data, comp
     assert all(e["dynamic_sampling/groups_kept"] == 0 for e in logged)
     after = dict(trainer.model.named_parameters())
     assert all(torch.equal(after[n].detach(), p) for n, p in before.items())  # nothing was learned from nothing
+
+
+def test_rollouts_of_different_prompt_lengths_concatenate_into_a_batch_the_model_accepts(
+        synthetic_data, compact_model, tmp_path):
+    """Two real rollouts whose prompts differ in length, concatenated as a refill does, go through the loss."""
+    from trl import GRPOTrainer
+    from trl.trainer.utils import split_pixel_values_by_grid, unsplit_pixel_values_by_grid
+
+    _, data = synthetic_data
+    trainer = build(data, compact_model, tmp_path / "widths", mixed_reward, 0)
+    trainer.model.train()
+    lengths = {}
+    for i in range(len(trainer.train_dataset)):
+        row = trainer.train_dataset[i]
+        lengths.setdefault(len(row["prompt"][-1]["content"][-1]["text"]), row)
+    short, long = lengths[min(lengths)], lengths[max(lengths)]
+    first, second = (split_pixel_values_by_grid(GRPOTrainer._generate_and_score_completions(trainer, [row] * 4))
+                     for row in (short, long))
+    assert first["prompt_ids"].shape[1] != second["prompt_ids"].shape[1]
+    both = unsplit_pixel_values_by_grid(concat_rows(first, second))
+    ids = torch.cat([both["prompt_ids"], both["completion_ids"]], dim=1)
+    image_pad = trainer.processing_class.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert torch.equal(both["mm_token_type_ids"] == 1, ids == image_pad)  # token types still on the image tokens
+    # the policy forward the loss makes: prompt + completion ids with the images and token types
+    logits = trainer.model(input_ids=torch.cat([both["prompt_ids"], both["completion_ids"]], dim=1),
+                           attention_mask=torch.cat([both["prompt_mask"], both["completion_mask"]], dim=1),
+                           pixel_values=both["pixel_values"], image_grid_thw=both["image_grid_thw"],
+                           mm_token_type_ids=both["mm_token_type_ids"]).logits
+    assert logits.shape[0] == 8 and torch.isfinite(logits).all()

@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 from medr1.data.images import check_image
+from medr1.data.splits import make_splits, shared_images
 from medr1.sources.omnimedvqa import (
     LETTERS,
     MODALITIES,
@@ -42,7 +43,6 @@ from medr1.sources.omnimedvqa import (
     parse_problem,
     parse_solution,
 )
-from medr1.data.splits import make_splits, shared_images
 
 log = logging.getLogger(__name__)
 

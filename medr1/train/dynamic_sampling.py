@@ -24,6 +24,9 @@ from trl.trainer.utils import split_pixel_values_by_grid, unsplit_pixel_values_b
 
 # Rollout tensors padded on the left (prompts end where completions start); everything else on the right.
 LEFT_PADDED = ("prompt_ids", "prompt_mask")
+# Tensors over prompt + completion (Qwen2.5/Qwen2-VL's multimodal token types, Gemma's token types): the
+# prompt part is padded on the left, the completion part on the right.
+PROMPT_AND_COMPLETION = ("mm_token_type_ids", "token_type_ids")
 # Per-token tensors whose padding must not count: a masked-off row contributes nothing to the loss.
 LOSS_MASKS = ("completion_mask", "tool_mask")
 
@@ -73,10 +76,18 @@ def concat_rows(first: dict | None, second: dict) -> dict:
     if first is None:
         return second
     n_first = batch_rows(first)
+    prompt_a, prompt_b = first["prompt_ids"].shape[1], second["prompt_ids"].shape[1]
+    prompt_width = max(prompt_a, prompt_b)
     out = {}
     for key, a in first.items():
         b = second[key]
-        if isinstance(a, torch.Tensor) and a.ndim > 0 and a.shape[0] == n_first:
+        if key in PROMPT_AND_COMPLETION and isinstance(a, torch.Tensor):
+            parts_a, parts_b = (a[:, :prompt_a], a[:, prompt_a:]), (b[:, :prompt_b], b[:, prompt_b:])
+            completion_width = max(parts_a[1].shape[1], parts_b[1].shape[1])
+            a, b = (torch.cat([_pad_to(prompt, prompt_width, True), _pad_to(completion, completion_width, False)],
+                              dim=1) for prompt, completion in (parts_a, parts_b))
+            out[key] = torch.cat([a, b], dim=0)
+        elif isinstance(a, torch.Tensor) and a.ndim > 0 and a.shape[0] == n_first:
             if a.ndim > 1:
                 width = max(a.shape[1], b.shape[1])
                 a, b = _pad_to(a, width, key in LEFT_PADDED), _pad_to(b, width, key in LEFT_PADDED)
