@@ -61,6 +61,12 @@ def test_training_logs_held_out_accuracy_and_per_domain_rewards(synthetic_data, 
     expected = evaluate_in_memory(trainer.model, trainer.processing_class, records, image_loader(data, 56),
                                   prompt="think", stage="train", max_new_tokens=6)["accuracy"]
     assert all(value == pytest.approx(expected) for _, value in logged)  # lr 0: the weights never moved
+    # measuring does not move the global RNG, so it cannot change what the run samples
+    import torch
+
+    state = torch.get_rng_state()
+    monitor._accuracy()
+    assert torch.equal(torch.get_rng_state(), state)
     per_task = [k for e in trainer.state.log_history for k in e if k.startswith("accuracy_reward/task/")]
     assert per_task and all(k.split("/")[-1] in {r["task"] for r in load_split(data, "modality/CT/train")}
                             for k in per_task)

@@ -55,12 +55,18 @@ class HeldOutAccuracy(TrainerCallback):
         self.trainer = trainer
 
     def _accuracy(self) -> float:
+        import torch
+
         from medr1.evaluation.evaluate import evaluate_in_memory
 
         model = self.trainer.accelerator.unwrap_model(self.trainer.model)
-        metrics = evaluate_in_memory(model, self.trainer.processing_class, self.records, self.load_image,
-                                     prompt=self.prompt, stage="train", batch_size=self.batch_size,
-                                     max_new_tokens=self.max_new_tokens)
+        # Measuring must not change the run: a DataLoader draws its base seed from the global generator, so
+        # without this a run with eval_every_steps would sample different completions from one without.
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            metrics = evaluate_in_memory(model, self.trainer.processing_class, self.records, self.load_image,
+                                         prompt=self.prompt, stage="train", batch_size=self.batch_size,
+                                         max_new_tokens=self.max_new_tokens)
         return metrics["accuracy"]
 
     def on_train_begin(self, args, state, control, **kwargs):
