@@ -10,18 +10,26 @@ questions in between (all-right and all-wrong questions give GRPO groups with no
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 
-def pass_rate(outputs: list[str], record: dict, style: str, parse: str) -> float:
-    """The share of `outputs` the training accuracy reward scores correct for this record."""
+@functools.cache
+def training_accuracy_reward(style: str, parse: str):
+    """The accuracy reward GRPO trains with for this prompt style and answer parsing (built once)."""
     from medr1.rewards.functions import reward_functions
 
-    accuracy = next(f for f in reward_functions(style=style, mode=parse) if f.__name__ == "accuracy_reward")
-    rewards = accuracy(outputs, answer=[record["answer"]] * len(outputs), options=[record["options"]] * len(outputs))
+    return next(f for f in reward_functions(style=style, mode=parse) if f.__name__ == "accuracy_reward")
+
+
+def pass_rate(outputs: list[str], record: dict, style: str, parse: str) -> float:
+    """The share of `outputs` the training accuracy reward scores correct for this record."""
+    n = len(outputs)
+    rewards = training_accuracy_reward(style, parse)(outputs, answer=[record["answer"]] * n,
+                                                     options=[record["options"]] * n)
     return sum(rewards) / len(rewards)
 
 
@@ -57,22 +65,25 @@ def measure_pass_rates(model, data_dir, split, out, k=8, style="think", parse="r
 
 
 def main(argv: list[str] | None = None) -> int:
+    from medr1.data.prompts import PROMPT_STYLES
+    from medr1.evaluation.evaluate import ENGINES, PARSE_MODES
+
     parser = argparse.ArgumentParser(prog="medr1 passrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True, type=Path, help="DATA_DIR written by `medr1 prepare`")
     parser.add_argument("--split", required=True, help="e.g. modality/CT/train")
     parser.add_argument("--out", required=True, type=Path, help="JSONL of pass rates (appended, resumable)")
     parser.add_argument("--k", type=int, default=8, help="completions sampled per question")
-    parser.add_argument("--prompt", choices=("think", "nothink", "think-after"), default="think",
+    parser.add_argument("--prompt", choices=PROMPT_STYLES, default="think",
                         help="the training prompt style")
-    parser.add_argument("--parse", choices=("robust", "medr1-compat"), default="robust",
+    parser.add_argument("--parse", choices=tuple(PARSE_MODES), default="robust",
                         help="the training reward's answer parsing")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--image-size", type=int, default=384)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8, help="questions per batch (k completions each)")
     parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--engine", choices=("hf", "vllm"), default="hf")
+    parser.add_argument("--engine", choices=ENGINES, default="hf")
     args = parser.parse_args(argv)
     measure_pass_rates(args.model, args.data, args.split, args.out, k=args.k, style=args.prompt, parse=args.parse,
                        limit=args.limit, image_size=args.image_size, max_new_tokens=args.max_new_tokens,

@@ -131,6 +131,8 @@ def write_run_metadata(output_dir, script_args, training_args, model_args, split
                        pass_rate_filter: dict | None = None):
     from medr1.data.records import manifest_sha256, split_path
 
+    if training_args.process_index != 0:  # one writer in a multi-process run
+        return
     split_file = split_path(script_args.data_dir, split)
     metadata = {
         "split": split,
@@ -145,8 +147,6 @@ def write_run_metadata(output_dir, script_args, training_args, model_args, split
         "training": training_args.to_dict(),
         "command": sys.argv,
     }
-    if training_args.process_index != 0:  # one writer in a multi-process run
-        return
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     (Path(output_dir) / "medr1_run.json").write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
 
