@@ -25,6 +25,11 @@ LAUNCH ?= $(MEDR1)
 EVAL_ARGS ?= $(if $(DATA),,--image-size 56 --max-new-tokens 32)
 # torch/torchvision pins that this machine (and CI) hold on local disk; override on other machines.
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+# LOCKED=1 (default): install the exact versions the project was tested with (constraints.txt, refreshed by
+# `make lock`); LOCKED=0: the newest releases setup.py allows (upgrading an existing venv).
+LOCKED ?= 1
+CONSTRAINTS := constraints.txt
+pip_pins = $(if $(filter 1,$(LOCKED)),-c $(CONSTRAINTS),--upgrade --upgrade-strategy eager)
 
 target_args = $(if $(MODALITY),--modality "$(MODALITY)",)$(if $(TASK),--task "$(TASK)",)
 data_arg = $(if $(DATA),--data_dir $(DATA),)
@@ -34,15 +39,24 @@ TINY_RECIPES := configs/grpo/tiny_cpu.yaml configs/sft/tiny_cpu.yaml
 train_needs = $(if $(filter $(TINY_RECIPES),$(1)),setup,install)
 eval_needs = $(if $(DATA),install,setup)
 
-.PHONY: install setup demo train sft passrate eval eval-cross-modality eval-cross-task eval-zero-shot tables test \
+.PHONY: install lock setup demo train sft passrate eval eval-cross-modality eval-cross-task eval-zero-shot eval-benchmarks tables test \
         test-fast bench lint mutation clean
 
 install: $(BIN)/medr1
-$(BIN)/medr1: setup.py
+$(BIN)/medr1: setup.py $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q $(pip_pins) $(TORCH_PIN)
+	$(BIN)/pip install -q $(pip_pins) -e ".[dev]"
+	touch $(BIN)/medr1
+
+# Refresh constraints.txt from the venv (after `make install LOCKED=0` and a green `make test`), then commit it.
+lock:
+	test -x $(BIN)/pip || { echo "no $(VENV): run make install first"; exit 1; }
+	{ echo "# Exact versions medr1 is tested with: pip install -c constraints.txt -e '.[dev]' (make install)."; \
+	  echo "# Refreshed by make lock (pip freeze of .venv, medr1 itself excluded); do not edit by hand."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v -i -E '^(-e |medr1==)'; } > $(CONSTRAINTS).tmp
+	mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
 	touch $(BIN)/medr1
 
 # Synthetic data in the raw OmniMedVQA layout -> canonical records and splits; the tiny model.
@@ -72,20 +86,67 @@ passrate: $(eval_needs)
 	  --split "$(if $(MODALITY),modality/$(MODALITY),task/$(TASK))/train" --k $(K) \
 	  --out "results/passrate/$(notdir $(or $(MODEL),$(BASE_MODEL)))/$(if $(MODALITY),$(MODALITY),$(TASK)).jsonl" $(EVAL_ARGS)
 
+# LAUNCH also shares eval and matrix questions over processes, e.g. on 8 GPUs (or N CPU processes):
+#   make eval-cross-modality LAUNCH=".venv/bin/torchrun --standalone --nproc_per_node 8 -m medr1.cli"
+#   (or LAUNCH="accelerate launch --config_file configs/accelerate/ddp.yaml -m medr1.cli"); README: Data-parallel evaluation.
 eval: $(eval_needs)
-	$(MEDR1) eval --model $(MODEL) --data $(EVAL_DATA) \
+	$(LAUNCH) eval --model $(MODEL) --data $(EVAL_DATA) \
 	  --split "$(if $(MODALITY),modality/$(MODALITY),task/$(TASK))/test" \
 	  --out "results/cells/$(notdir $(MODEL))/$(if $(MODALITY),modality/$(MODALITY),task/$(TASK))" $(EVAL_ARGS)
 
 eval-cross-modality: $(eval_needs)
-	$(MEDR1) matrix --axis modality --data $(EVAL_DATA) --base-model $(BASE_MODEL) $(if $(MODELS),--models $(MODELS),) $(EVAL_ARGS)
+	$(LAUNCH) matrix --axis modality --data $(EVAL_DATA) --base-model $(BASE_MODEL) $(if $(MODELS),--models $(MODELS),) $(EVAL_ARGS)
 
 eval-cross-task: $(eval_needs)
-	$(MEDR1) matrix --axis task --data $(EVAL_DATA) --base-model $(BASE_MODEL) $(if $(MODELS),--models $(MODELS),) $(EVAL_ARGS)
+	$(LAUNCH) matrix --axis task --data $(EVAL_DATA) --base-model $(BASE_MODEL) $(if $(MODELS),--models $(MODELS),) $(EVAL_ARGS)
 
 eval-zero-shot: $(eval_needs)
-	$(MEDR1) matrix --axis modality --data $(EVAL_DATA) --base-model $(or $(MODEL),$(BASE_MODEL)) --zero-shot-only $(EVAL_ARGS)
-	$(MEDR1) matrix --axis task --data $(EVAL_DATA) --base-model $(or $(MODEL),$(BASE_MODEL)) --zero-shot-only $(EVAL_ARGS)
+	$(LAUNCH) matrix --axis modality --data $(EVAL_DATA) --base-model $(or $(MODEL),$(BASE_MODEL)) --zero-shot-only $(EVAL_ARGS)
+	$(LAUNCH) matrix --axis task --data $(EVAL_DATA) --base-model $(or $(MODEL),$(BASE_MODEL)) --zero-shot-only $(EVAL_ARGS)
+
+# Every benchmark of a DATA_DIR made by `medr1 prepare --benchmark NAME --input PATH ...` (VQA-RAD, SLAKE, PathVQA,
+# PMC-VQA, MMMU medical): its test split (MMMU: validation) -> results/benchmarks.{md,csv} with 95 % CIs.
+# Without DATA: synthetic fixtures in the five released layouts, written and prepared here, and the tiny model.
+BENCH_DATA := data/synth-benchmarks
+eval-benchmarks: $(eval_needs)
+	$(if $(DATA),,test -f $(BENCH_DATA)/manifest.json || $(MEDR1) synth-benchmarks --out $(BENCH_DATA)-raw --prepare $(BENCH_DATA))
+	$(MEDR1) benchmarks --model $(or $(MODEL),$(TINY_MODEL)) --data $(or $(DATA),$(BENCH_DATA)) --results results $(EVAL_ARGS)
+
+# MedicalGPT's other stages on the same data (README "Other methods: PT, RM, DPO, RLOO"). TRAIN_FILE: the stage's
+# input (pt: a folder of .txt / JSONL {text}; rm: JSONL pairs or triples; dpo: JSONL pairs); empty = the recipe's.
+# RLOO is `make train RECIPE=configs/rloo/tiny_cpu.yaml` (or ARGS="--algorithm rloo" on an RLOO recipe).
+.PHONY: pt rm dpo pairs merge-lora compare
+PT_RECIPE ?= configs/pt/tiny_cpu.yaml
+RM_RECIPE ?= configs/rm/tiny_cpu.yaml
+DPO_RECIPE ?= configs/dpo/tiny_cpu.yaml
+TRAIN_FILE ?=
+ADAPTER ?=
+OUT ?=
+train_file_arg = $(if $(TRAIN_FILE),--train_file "$(TRAIN_FILE)",)
+pt: $(call train_needs,$(PT_RECIPE))
+	$(LAUNCH) pt --config $(PT_RECIPE) $(train_file_arg) $(if $(MODEL),--model_name_or_path $(MODEL),) --resume $(ARGS)
+
+rm: install
+	$(LAUNCH) rm --config $(RM_RECIPE) $(train_file_arg) $(if $(MODEL),--model_name_or_path $(MODEL),) $(ARGS)
+
+# On-policy pairs of the base model on a training split (k samples per question) -> results/pairs/<model>/<domain>.jsonl,
+# the default train_file of configs/dpo/tiny_cpu.yaml: `make pairs MODALITY=CT && make dpo MODALITY=CT`.
+pairs: $(eval_needs)
+	$(MEDR1) pairs --model $(or $(MODEL),$(BASE_MODEL)) --data $(EVAL_DATA) \
+	  --split "$(if $(MODALITY),modality/$(MODALITY),task/$(TASK))/train" --k $(K) \
+	  --out "results/pairs/$(notdir $(or $(MODEL),$(BASE_MODEL)))/$(if $(MODALITY),$(MODALITY),$(TASK)).jsonl" $(EVAL_ARGS)
+
+dpo: $(call train_needs,$(DPO_RECIPE))
+	$(LAUNCH) dpo --config $(DPO_RECIPE) $(data_arg) $(target_args) $(train_file_arg) $(ARGS)
+
+merge-lora: install
+	$(MEDR1) merge-lora --adapter $(ADAPTER) --out $(or $(OUT),$(ADAPTER)-merged)
+
+# SFT, DPO (on-policy pairs), RLOO and GRPO from one base on one split, and the base zero-shot:
+# results/compare_<domain>.{md,csv,png,json}. COMPARE_ARGS, e.g. "--steps 50 --limit 200".
+COMPARE_ARGS ?=
+compare: $(eval_needs)
+	$(MEDR1) compare $(target_args) --data $(EVAL_DATA) --base-model $(BASE_MODEL) $(EVAL_ARGS) $(COMPARE_ARGS)
 
 tables: install
 	$(MEDR1) tables --results results

@@ -28,6 +28,8 @@ setup(
         "pydicom>=3.0",
         "pydicom-data==1.0.0",
         "scikit-image>=0.25",
+        # The judge verifier's client (OpenAI-compatible endpoints: vLLM, SGLang, providers).
+        "openai>=3.57,<4",
     ],
     extras_require={
         "gpu": ["flash-attn", "deepspeed", "liger-kernel"],

@@ -125,3 +125,15 @@ def test_training_keeps_only_questions_between_the_pass_rates(synthetic_data, co
     rates.write_text(rates.read_text() + "not json\n")
     with pytest.raises(ValueError, match=f"{rates.name}:{len(records)}"):
         build_trainer(*grpo_args(data, compact_model, tmp_path / "bad", "--pass_rates", str(rates)))
+
+
+def test_steps_to_target_reads_the_held_out_curve():
+    from medr1.embedded.demo import reward_curves, steps_to_reach
+
+    history = [{"step": 50, "held_out/accuracy": 0.3}, {"step": 60, "loss": 1.0},
+               {"step": 100, "held_out/accuracy": 0.8}, {"step": 150, "held_out/accuracy": 0.95}]
+    curve = reward_curves(history)["held-out accuracy (greedy)"]
+    assert curve == [(50, 0.3), (100, 0.8), (150, 0.95)]
+    assert steps_to_reach(curve, 0.80) == 100  # >= target, the first such step
+    assert steps_to_reach(curve, 0.96) is None
+    assert steps_to_reach([], 0.5) is None

@@ -123,6 +123,32 @@ def check_image(root: Path, rel_path: str, max_pixels: int = MAX_IMAGE_PIXELS) -
     return None
 
 
+# EXIF orientations that `load_image`'s exif_transpose turns by 90 degrees (width and height swap).
+_TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
+
+
+def image_dimensions(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of the image `load_image(path, size=None)` returns, from the header alone (no pixel
+    decoding): EXIF rotation applied, DICOM from Rows/Columns. ValueError names the path when unreadable."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".dcm" or _is_dicom(path):
+            import pydicom  # lazy: only DICOM users pay for it
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            return int(ds.Columns), int(ds.Rows)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                # ExifTags.Base.Orientation; a PNG's getexif decodes the file unless eXIf precedes the pixels.
+                exif = im.getexif() if im.format != "PNG" or "exif" in im.info else {}
+                orientation = exif.get(0x0112)
+    except Exception as exc:  # noqa: BLE001 - PIL and pydicom raise many types for unreadable headers
+        raise ValueError(f"cannot read the image header of {path}: {exc}") from exc
+    return (height, width) if orientation in _TRANSPOSED_ORIENTATIONS else (width, height)
+
+
 # --------------------------------------------------------------------------- 8-bit conversion
 
 

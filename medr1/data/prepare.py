@@ -12,8 +12,10 @@ Reads `ROOT/QA_information/{Open-access,Restricted-access}/*.json` (sorted) and 
 * `manifest.json` - `{"image_root", "seed", "image_disjoint", "source", "files": {path: sha256}}`,
   written last (and removed first), so a manifest always describes a complete run.
 
-Bad input never crashes the run and never disappears silently: every dropped file, record or
-official entry is a named skip in the report (with --strict, the first one raises PrepareError).
+A multi-image record (`images`, e.g. CT slices) has every image checked (a bad one skips it, the reason
+naming which); its images move together under --image-disjoint. Bad input never crashes the run and never
+disappears silently: every dropped file, record or official entry is a named skip in the report (with
+--strict, the first one raises PrepareError).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 from medr1.data.images import check_image
-from medr1.data.splits import make_splits, shared_images
+from medr1.data.splits import make_splits
 from medr1.sources.omnimedvqa import (
     LETTERS,
     MODALITIES,
@@ -42,6 +44,7 @@ from medr1.sources.omnimedvqa import (
     normalize_text,
     parse_problem,
     parse_solution,
+    record_images,
 )
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,15 @@ class _Run:
         self.skipped.append({"file": file, "question_id": question_id, "index": index, "reason": reason})
         self.by_reason[reason_key(reason)] += 1
 
+    def record_problem(self, record: dict) -> str | None:
+        """The first bad image of a record; a multi-image record's reason also names which one."""
+        paths = record_images(record)
+        for i, rel_path in enumerate(paths, 1):
+            problem = self.image_problem(rel_path)
+            if problem is not None:
+                return problem if len(paths) == 1 else f"{problem}: image {i} of {len(paths)}, {rel_path}"
+        return None
+
     def image_problem(self, rel_path: str) -> str | None:
         try:
             return self.image_cache[rel_path]
@@ -138,7 +150,7 @@ def _read_raw(run: _Run, stats: Counter) -> list[dict]:
             except RecordError as exc:
                 run.skip(rel, question_id, index, exc.reason)
                 continue
-            problem = run.image_problem(record["image"])
+            problem = run.record_problem(record)
             if problem is not None:
                 run.skip(rel, record["question_id"], index, problem)
                 continue
@@ -210,7 +222,7 @@ class _RawIndex:
 
     def __init__(self, records: list[dict]):
         self.by_image: dict[str, list[tuple[str, str, dict]]] = {}
-        for record in records:
+        for record in (r for r in records if "image" in r):  # released entries are single-image
             entry = (
                 normalize_text(record["question"]) + " a)",
                 normalize_text(format_problem(record["question"], record["options"])),
@@ -267,7 +279,8 @@ def _import_official(run: _Run, split_dir: Path, raw_records: list[dict], stats:
     by_dataset: dict[str, dict[str, Counter]] = {}
     for record in raw_records:
         for key in ("modality", "task"):
-            by_image.setdefault(_norm_image(record["image"]), {}).setdefault(key, Counter())[record[key]] += 1
+            if "image" in record:
+                by_image.setdefault(_norm_image(record["image"]), {}).setdefault(key, Counter())[record[key]] += 1
             by_dataset.setdefault(record["dataset"], {}).setdefault(key, Counter())[record[key]] += 1
 
     placed: list[tuple[str, str, str, str, object]] = []  # (kind, group, split, file, record or key)
@@ -410,6 +423,20 @@ class _Writer:
         self.hashes[rel] = hashlib.sha256(data).hexdigest()
 
 
+def _split_by(records: list[dict], kind: str, seed: int, image_disjoint: bool, test_fraction: float) -> dict:
+    """`make_splits` for every image shape: it sees a multi-image record with `image` = its joined paths (so
+    its images move together under --image-disjoint) and the record itself is handed back."""
+    views = [r if "image" in r else {**r, "image": "\n".join(record_images(r))} for r in records]
+    back = {id(v): r for v, r in zip(views, records)}
+    splits = make_splits(views, kind, seed, image_disjoint, test_fraction)
+    return {g: {side: [back[id(v)] for v in part] for side, part in sides.items()} for g, sides in splits.items()}
+
+
+def _shared_images(train: list[dict], test: list[dict]) -> int:
+    """How many distinct image files appear on both sides (each image of a multi-image record counts)."""
+    return len({p for r in train for p in record_images(r)} & {p for r in test for p in record_images(r)})
+
+
 def _write_json(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=2) + "\n", encoding="utf-8")
@@ -451,10 +478,7 @@ def prepare(
         records = records + extra
     else:
         source = "medr1-split"
-        splits = {
-            kind: make_splits(records, kind, seed, image_disjoint, test_fraction)
-            for kind in ("modality", "task")
-        }
+        splits = {kind: _split_by(records, kind, seed, image_disjoint, test_fraction) for kind in ("modality", "task")}
     records.sort(key=lambda r: r["question_id"])
 
     writer = _Writer(out)
@@ -468,7 +492,7 @@ def prepare(
             split_report[kind][group] = {
                 "train": len(sides["train"]),
                 "test": len(sides["test"]),
-                "shared_images": shared_images(sides["train"], sides["test"]),
+                "shared_images": _shared_images(sides["train"], sides["test"]),
             }
 
     n_raw_kept = len(records) - stats["reconstructed"]
@@ -533,15 +557,16 @@ def prepare(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from medr1.data.benchmarks import add_arguments as add_benchmark_arguments
+    from medr1.data.text_sources import add_arguments as add_text_arguments
+
     parser = argparse.ArgumentParser(prog="medr1 prepare", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--omnimedvqa", required=True, metavar="ROOT", help="OmniMedVQA root (Images/, QA_information/)"
-    )
+    parser.add_argument("--omnimedvqa", metavar="ROOT", help="OmniMedVQA root (Images/, QA_information/)")
+    add_benchmark_arguments(parser)  # --benchmark NAME --input PATH pairs (medr1/data/benchmarks.py)
+    add_text_arguments(parser)  # --dataset NAME --input PATH pairs (medr1/data/text_sources.py)
     parser.add_argument("--out", required=True, metavar="DATA_DIR", help="output folder")
     parser.add_argument("--seed", type=int, default=42, help="split seed (default 42)")
-    parser.add_argument(
-        "--image-disjoint", action="store_true", help="keep every image on one side of each split"
-    )
+    parser.add_argument("--image-disjoint", action="store_true", help="keep every image on one side of each split")
     parser.add_argument("--strict", action="store_true", help="fail on the first bad file, record or image")
     parser.add_argument(
         "--official-splits",
@@ -549,14 +574,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="import the released Med-R1 splits (DIR/modality/..., DIR/question_type/...) instead of splitting",
     )
     parser.add_argument("--test-fraction", type=float, default=0.2, help="test share per group (default 0.2)")
-    parser.add_argument(
-        "--max-image-pixels", type=int, default=None, help="reject images with more pixels than this"
-    )
+    parser.add_argument("--max-image-pixels", type=int, default=None, help="reject images with more pixels than this")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.benchmark or args.input or args.dataset or not args.omnimedvqa:  # benchmarks or text_sources.main_from_args
+        return (args.prepare_text if args.dataset else args.prepare_benchmarks)(args)
     try:
         prepare(
             args.omnimedvqa,

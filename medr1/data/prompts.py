@@ -2,25 +2,33 @@
 
 All wording lives in ``STYLES``: one entry per answer style holds its training prompt, its evaluation
 prompt and the completion format its format reward checks, so a new style is added in one place.
-``{Question}`` is the released ``problem`` string (question, a space, then the rendered options).
+``{Question}`` is the released ``problem`` string (question, a space, then the rendered options), or what a
+style's own ``problem`` function renders. The text recipes' styles (``TEXT_STYLES``: HuatuoGPT-o1's and
+MedicalGPT's) are kept out of ``STYLES``, the Med-R1 styles the image demo's vocabulary and the prompt tables
+are built from.
 """
 
 from __future__ import annotations
 
+import string
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from medr1.sources.omnimedvqa import format_options
+from medr1.sources.medqa import TEXT_MODALITY
+from medr1.sources.omnimedvqa import MULTI_IMAGE_KEY, format_options
 from medr1.sources.omnimedvqa import format_problem as problem_text
 
 __all__ = [
     "PROMPT_STYLES",
     "STAGES",
     "STYLES",
+    "TEXT_STYLES",
     "ZERO_SHOT_TEMPLATE",
     "PromptStyle",
     "build_conversation",
     "format_options",
     "get_style",
+    "huatuo_problem",
     "problem_text",
     "prompt_text",
     "zero_shot_prompt_text",
@@ -33,13 +41,15 @@ class PromptStyle:
 
     ``format_pattern`` is matched with ``re.fullmatch(..., re.DOTALL)``; ``format_suffix`` is the literal
     every full match ends with, checked first because the lazy patterns are quadratic on long
-    completions that cannot match (many tags, no final closing tag).
+    completions that cannot match (many tags, no final closing tag). ``problem(question, options)`` renders
+    ``{Question}`` from a record.
     """
 
     train: str
     eval: str
     format_pattern: str
     format_suffix: str
+    problem: Callable[[str, list], str] = problem_text
 
 
 STYLES: dict[str, PromptStyle] = {
@@ -91,6 +101,37 @@ STYLES: dict[str, PromptStyle] = {
 PROMPT_STYLES = tuple(STYLES)
 STAGES = ("train", "eval")
 
+
+def huatuo_problem(question: str, options) -> str:
+    """HuatuoGPT-o1's rendering: the question, then one option per line as ``A. text`` (nothing for open-ended)."""
+    return "\n".join([question, *(f"{letter}. {text}" for letter, text in zip(string.ascii_uppercase, options))])
+
+
+# Neither heading inside the free text: each occurs exactly once, thinking first (HuatuoGPT-o1's RL check).
+_FREE = r"(?:(?!## Thinking|## Final Response\n\n).)*"
+
+TEXT_STYLES: dict[str, PromptStyle] = {
+    # HuatuoGPT-o1: the bare question for training, its evaluation prompt for multiple choice.
+    "huatuo": PromptStyle(
+        train="{Question}",
+        eval="Please answer the following multiple-choice question:\n{Question}",
+        format_pattern=rf"{_FREE}## Thinking{_FREE}## Final Response\n\n{_FREE}",
+        format_suffix="",
+        problem=huatuo_problem,
+    ),
+    # MedicalGPT's GRPO format, <think>...</think><answer>...</answer> with nothing between the blocks; its system
+    # prompt's request, worded here as an instruction after the question (free-text answers, no letter asked).
+    "medicalgpt": PromptStyle(
+        train=("{Question}\nFirst think about the reasoning process inside <think>...</think> tags, then give the "
+               "final answer inside <answer>...</answer> tags, with nothing between or after them."),
+        eval=("{Question}\nFirst think about the reasoning process inside <think>...</think> tags, then give the "
+              "final answer inside <answer>...</answer> tags."),
+        format_pattern=r"<think>.*?</think><answer>.*?</answer>",
+        format_suffix="</answer>",
+        problem=huatuo_problem,
+    ),
+}
+
 # Released zero-shot baseline prompt (no tags requested).
 ZERO_SHOT_TEMPLATE = "{Question} Provide the correct single-letter choice (A, B, C, D,...)."
 
@@ -98,9 +139,10 @@ ZERO_SHOT_TEMPLATE = "{Question} Provide the correct single-letter choice (A, B,
 def get_style(style: str) -> PromptStyle:
     """The ``PromptStyle`` named ``style``; ValueError names the known styles."""
     try:
-        return STYLES[style]
+        return STYLES[style] if style in STYLES else TEXT_STYLES[style]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown prompt style {style!r}; expected one of {PROMPT_STYLES}") from None
+        known = (*PROMPT_STYLES, *TEXT_STYLES)
+        raise ValueError(f"unknown prompt style {style!r}; expected one of {known}") from None
 
 
 def prompt_text(problem: str, style: str = "think", stage: str = "train") -> str:
@@ -119,16 +161,22 @@ def zero_shot_prompt_text(problem: str) -> str:
 def build_conversation(
     record: dict, style: str = "think", stage: str = "train", zero_shot: bool = False
 ) -> list[dict]:
-    """The single user turn for a canonical record: the image, then the prompt text.
+    """The single user turn for a canonical record: its image (one image part per path of a multi-image
+    record's ``images``, in order), then the prompt text; for a text record (``modality`` "text", no image) the
+    prompt text alone, as a plain string.
 
     No system message: the chat template adds its default one, as in the release. A record in the
     released split format (``problem`` instead of ``question``/``options``) is accepted as well.
     """
     if "question" in record and "options" in record:
-        problem = problem_text(record["question"], record["options"])
+        problem = get_style(style).problem(record["question"], record["options"])
     elif "problem" in record:
         problem = record["problem"]
     else:
         raise ValueError("record needs 'question' and 'options' (or a released 'problem')")
     text = zero_shot_prompt_text(problem) if zero_shot else prompt_text(problem, style, stage)
-    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+    if record.get("modality") == TEXT_MODALITY and "image" not in record and MULTI_IMAGE_KEY not in record:
+        # Plain string content: text models' chat templates (Qwen2.5, Qwen3, Llama 3.1) expect a string.
+        return [{"role": "user", "content": text}]
+    images = [{"type": "image"} for _ in record.get(MULTI_IMAGE_KEY) or [None]]
+    return [{"role": "user", "content": [*images, {"type": "text", "text": text}]}]

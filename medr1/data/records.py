@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from medr1.sources.omnimedvqa import MODALITIES, TASKS
+from medr1.sources.omnimedvqa import MODALITIES, MULTI_IMAGE_KEY, TASKS, record_images
 
 
 def split_name(modality: str | None = None, task: str | None = None, part: str = "train") -> str:
@@ -70,15 +70,48 @@ def image_loader(data_dir: str | Path, image_size: int | None):
     return load
 
 
+def image_size_reader(data_dir: str | Path, image_size: int | None):
+    """A function mapping a record's relative image path to the (width, height) the model sees, without
+    decoding: `image_size` square when images are resized, else the size in the file's header."""
+    from medr1.data.images import image_dimensions
+
+    if image_size:
+        return lambda rel_path: (image_size, image_size)
+    root = Path(read_manifest(data_dir)["image_root"])
+    return lambda rel_path: image_dimensions(root / rel_path)
+
+
+def prompt_rows(records: list[dict], style="think", stage="train", zero_shot=False, completion=None) -> list[dict]:
+    """The dataset rows of `prompt_dataset`, images not yet attached: each record's own columns, `prompt`,
+    and its image path as `image_path`; when any record has several images, every row has `image_paths`
+    (a list) instead, and images are attached as `images` (TRL's multi-image column); a split of text records
+    (no `image`) has neither."""
+    from medr1.data.prompts import build_conversation
+
+    multi = any(MULTI_IMAGE_KEY in record for record in records)
+    text_only = not any("image" in record or MULTI_IMAGE_KEY in record for record in records)
+    rows = []
+    for record in records:
+        row = {key: value for key, value in record.items() if key not in ("image", MULTI_IMAGE_KEY)}
+        if multi:
+            row["image_paths"] = record_images(record)
+        elif not text_only:
+            row["image_path"] = record["image"]
+        row["prompt"] = build_conversation(record, style=style, stage=stage, zero_shot=zero_shot)
+        if completion is not None:
+            row["completion"] = [{"role": "assistant", "content": completion(row)}]
+        rows.append(row)
+    return rows
+
+
 def prompt_dataset(data_dir, split, style="think", stage="train", image_size=384, limit=None, zero_shot=False,
                    completion=None, keep=None):
-    """A `datasets.Dataset` with TRL's columns: `prompt` (conversation), `image` (PIL, decoded on access),
-    and the record's own columns (`answer`, `options`, ...) which reach reward functions as keyword args.
+    """A `datasets.Dataset` with TRL's columns: `prompt` (conversation), `image` (PIL, decoded on access) or,
+    for a split with multi-image records, `images` (a list of PIL, in prompt order), and the record's own
+    columns (`answer`, `options`, ...) which reach reward functions as keyword args.
     `completion(record) -> str`, when given, adds the assistant turn SFT trains on; `keep(record) -> bool`,
     when given, selects records (before `limit`)."""
     from datasets import Dataset
-
-    from medr1.data.prompts import build_conversation
 
     records = load_split(data_dir, split)
     if keep is not None:
@@ -86,20 +119,17 @@ def prompt_dataset(data_dir, split, style="think", stage="train", image_size=384
     records = records[:limit] if limit else records
     if not records:
         raise ValueError(f"split {split!r} in {data_dir} is empty")
-    rows = [
-        {**record, "image_path": record["image"],
-         "prompt": build_conversation(record, style=style, stage=stage, zero_shot=zero_shot)}
-        for record in records
-    ]
-    for row in rows:
-        del row["image"]
-        if completion is not None:
-            row["completion"] = [{"role": "assistant", "content": completion(row)}]
+    rows = prompt_rows(records, style=style, stage=stage, zero_shot=zero_shot, completion=completion)
     dataset = Dataset.from_list(rows)
+    if "image_path" not in dataset.column_names and "image_paths" not in dataset.column_names:
+        return dataset  # text records: nothing to attach
     load = image_loader(data_dir, image_size)
 
     def attach_images(batch):
-        batch["image"] = [load(path) for path in batch["image_path"]]
+        if "image_paths" in batch:
+            batch["images"] = [[load(path) for path in paths] for paths in batch["image_paths"]]
+        else:
+            batch["image"] = [load(path) for path in batch["image_path"]]
         return batch
 
     return dataset.with_transform(attach_images)

@@ -16,6 +16,12 @@ Options (`option_order`):
   The CPU learning demo uses it: a tiny model learns image -> letter in a few hundred steps, but not
   option-text matching (gold-answer SFT for 600 steps stayed at chance on the shuffled form).
 Raw modality strings keep the real typos, and one record uses the `modality` key variant.
+
+Multi-slice questions (`--slices N`, N >= 2): each question has N images, consecutive "slices" of one
+background (shifted a little from slice to slice), and the task's finding is drawn on exactly one of
+them; the question asks which slice shows it, with options `Slice k`. No single image answers it: the
+model has to compare the slices and know their order. The raw record carries `images` (the N paths in
+slice order) instead of `image_path`; the finding tasks only (Modality Recognition has no finding).
 """
 
 from __future__ import annotations
@@ -73,6 +79,24 @@ COLOUR_NAMES = ("red", "green", "blue", "yellow")
 OPTION_COUNT_WEIGHTS = {2: 0.15, 3: 0.25, 4: 0.6}
 OPTION_ORDERS = ("shuffled", "fixed")
 
+SLICE_QUESTIONS = (
+    "Which slice shows the finding? The {n} images are consecutive slices, numbered 1 to {n} in order.",
+    "On which of the {n} slices (shown in order, slice 1 first) is the finding visible?",
+)
+
+
+def slice_label(number: int) -> str:
+    """The option text naming slice `number` (1-based)."""
+    return f"Slice {number}"
+
+
+def slice_stack(background, n_slices: int):
+    """`n_slices` images of one background, each shifted down a little more: a stand-in for a scan's slices."""
+    from PIL import ImageChops
+
+    step = max(1, background.height // 32)
+    return [ImageChops.offset(background, 0, k * step) for k in range(n_slices)]
+
 
 def draw_finding(image, task: str, label_index: int, rng: random.Random):
     """Draw the task's shape in the class colour at a jittered position, covering ~40 % of the side."""
@@ -121,12 +145,14 @@ def finding_colour_reasoning(data_dir, image_size: int | None):
     return lambda record: finding_colour(load(record["image_path"])) or "none"
 
 
-def choose_options(task: str, answer_label: str, rng: random.Random, order: str = "shuffled") -> list[str]:
-    labels = LABELS[task]
+def choose_options(task: str, answer_label: str, rng: random.Random, order: str = "shuffled",
+                   labels: tuple[str, ...] | None = None) -> list[str]:
+    """2-4 of `labels` (the task's labels by default), the answer among them; `fixed` keeps label order."""
+    labels = labels or LABELS[task]
     if order == "fixed":
-        n_options = 4
+        n_options = min(4, len(labels))
     elif order == "shuffled":
-        counts, weights = zip(*OPTION_COUNT_WEIGHTS.items())
+        counts, weights = zip(*[(k, w) for k, w in OPTION_COUNT_WEIGHTS.items() if k <= len(labels)])
         n_options = rng.choices(counts, weights=weights)[0]
     else:
         raise ValueError(f"option order must be one of {OPTION_ORDERS}, not {order!r}")
@@ -162,17 +188,65 @@ def synth_record(modality: str, dataset: str, index: int, rng: random.Random,
     return record, task, label_index
 
 
+def synth_slice_record(modality: str, dataset: str, index: int, rng: random.Random, n_slices: int,
+                       option_order: str = "shuffled",
+                       tasks: tuple[str, ...] = FINDING_TASKS) -> tuple[dict, str, int, int]:
+    """One raw multi-slice record asking which of `n_slices` slices shows the finding; also returns the task,
+    the class index drawn and the 0-based slice it is drawn on."""
+    task = tasks[index % len(tasks)]
+    label_index = rng.randrange(len(LABELS[task]))
+    finding_slice = rng.randrange(n_slices)
+    labels = tuple(slice_label(k + 1) for k in range(n_slices))
+    options = choose_options(task, labels[finding_slice], rng, option_order, labels=labels)
+    question_id = f"{dataset.replace(' ', '_')}_{index:06d}"
+    record = {
+        "dataset": dataset,
+        "question_id": question_id,
+        "question_type": task,
+        "question": rng.choice(SLICE_QUESTIONS).format(n=n_slices),
+        "gt_answer": labels[finding_slice],
+        "images": [f"Images/{dataset}/{question_id}_s{k + 1}.png" for k in range(n_slices)],
+        "modality_type": RAW_MODALITY[modality],
+    }
+    record.update({f"option_{letter}": text for letter, text in zip(LETTERS, options)})
+    return record, task, label_index, finding_slice
+
+
+def _question_images(record: dict, task: str, label_index: int, background, rng: random.Random,
+                     finding_slice: int | None) -> list:
+    """The images of one question in path order: the background with its finding, or a slice stack with the
+    finding on `finding_slice`."""
+    if finding_slice is None:
+        return [background if task == "Modality Recognition" else draw_finding(background, task, label_index, rng)]
+    stack = slice_stack(background, len(record["images"]))
+    stack[finding_slice] = draw_finding(stack[finding_slice], task, label_index, rng)
+    return stack
+
+
+def check_tasks(tasks, slices: int) -> tuple[str, ...]:
+    """The tasks to cycle through: all five (the four finding tasks with slices) when None; ValueError for
+    unknown ones, or Modality Recognition with slices (it has no finding to find)."""
+    if slices < 1:
+        raise ValueError(f"slices must be at least 1, got {slices}")
+    allowed = TASKS if slices == 1 else FINDING_TASKS
+    tasks = allowed if tasks is None else tuple(tasks)
+    unknown = [task for task in tasks if task not in allowed]
+    if not tasks or unknown:
+        raise ValueError(f"tasks must be a non-empty subset of {allowed}"
+                         f"{' with --slices' if slices > 1 else ''}, got {list(tasks)}")
+    return tasks
+
+
 def write_synthetic_dataset(root: Path, per_modality: int = 1000, image_size: int = 128, seed: int = 42,
-                            option_order: str = "shuffled", tasks: tuple[str, ...] = TASKS) -> dict:
+                            option_order: str = "shuffled", tasks: tuple[str, ...] | None = None,
+                            slices: int = 1) -> dict:
     """Write `root/Images/...` and `root/QA_information/Open-access/<dataset>.json`; returns counts.
 
-    `tasks`: the tasks the questions cycle through (all five by default)."""
+    `tasks`: the tasks the questions cycle through (None: all five, or the four finding tasks with slices).
+    `slices` >= 2: multi-slice questions (which slice shows the finding), `slices` images each."""
     from medr1.embedded.sample_images import sample_images
 
-    tasks = tuple(tasks)
-    unknown = [task for task in tasks if task not in TASKS]
-    if not tasks or unknown:
-        raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {list(tasks)}")
+    tasks = check_tasks(tasks, slices)
     root = Path(root)
     qa_dir = root / "QA_information" / "Open-access"
     qa_dir.mkdir(parents=True, exist_ok=True)
@@ -184,11 +258,16 @@ def write_synthetic_dataset(root: Path, per_modality: int = 1000, image_size: in
         (root / "Images" / dataset).mkdir(parents=True, exist_ok=True)
         records = []
         for index in range(per_modality):
-            record, task, label_index = synth_record(modality, dataset, index, rng, option_order, tasks)
-            image = backgrounds[rng.randrange(len(backgrounds))]
-            if task != "Modality Recognition":
-                image = draw_finding(image, task, label_index, rng)
-            image.save(root / record["image_path"])
+            finding_slice = None
+            if slices > 1:
+                record, task, label_index, finding_slice = synth_slice_record(modality, dataset, index, rng, slices,
+                                                                              option_order, tasks)
+            else:
+                record, task, label_index = synth_record(modality, dataset, index, rng, option_order, tasks)
+            background = backgrounds[rng.randrange(len(backgrounds))]
+            images = _question_images(record, task, label_index, background, rng, finding_slice)
+            for path, image in zip(record.get("images") or [record["image_path"]], images, strict=True):
+                image.save(root / path)
             records.append(record)
         if modality == "CT" and records:
             # The real `Chest CT Scan.json` has one record keyed `modality` instead of `modality_type`.
@@ -207,9 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=128, help="side of the written square images")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--option-order", choices=OPTION_ORDERS, default="shuffled")
-    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS),
-                        help="tasks the questions cycle through (the CPU demo uses the four finding tasks)")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=None,
+                        help="tasks the questions cycle through (default: all five, or the four finding tasks with "
+                             "--slices; the CPU demo uses the four finding tasks)")
+    parser.add_argument("--slices", type=int, default=1,
+                        help="N >= 2: multi-slice questions, N images each, asking which slice shows the finding")
     args = parser.parse_args(argv)
     write_synthetic_dataset(args.out, per_modality=args.per_modality, image_size=args.image_size, seed=args.seed,
-                            option_order=args.option_order, tasks=args.tasks)
+                            option_order=args.option_order, tasks=args.tasks, slices=args.slices)
     return 0

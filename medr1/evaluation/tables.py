@@ -5,6 +5,11 @@ For each matrix layout written by `medr1 matrix`, writes `results/cross_<axis>[_
 PNG, a block of the paper's published numbers beside ours, and a think-minus-no-think heatmap when
 both variants exist. Every cell's accuracy is recomputed from its predictions file, so a table can
 never disagree with the predictions it summarises. Missing cells stay empty, never zero.
+
+`--scoring NAME` (a convention of medr1/evaluation/scoring.py, e.g. `medevalkit` to compare with tables
+made by MedEvalKit) builds the same tables from each cell's `metrics.json` `scoring[NAME].accuracy`,
+written as `cross_<axis>[_<name>]_<NAME>.*`; a cell written before the conventions existed is an error
+that names it (`medr1 rescore --cell DIR --data DATA_DIR` adds them).
 """
 
 from __future__ import annotations
@@ -55,8 +60,27 @@ def matrix_summary(rows: list[dict]) -> dict:
             "trained_rows": len(trained)}
 
 
-def cell_accuracy(cell: Path) -> float | None:
-    """Accuracy in percent, recomputed from the cell's predictions file."""
+class MissingScoring(ValueError):
+    """A cell whose metrics lack the requested scoring convention."""
+
+
+def scored_accuracy(cell: Path, scoring: str) -> float | None:
+    """Accuracy in percent by convention `scoring`, from the cell's `metrics.json` `scoring` block."""
+    path = Path(cell) / "metrics.json"
+    if not path.is_file():
+        return None
+    entry = json.loads(path.read_text(encoding="utf-8")).get("scoring", {}).get(scoring)
+    if entry is None:
+        raise MissingScoring(f"cell {cell} has no scoring[{scoring!r}] in its metrics.json (made before the scoring "
+                             f"conventions existed): run `medr1 rescore --cell {cell} --data DATA_DIR` first")
+    return 100.0 * entry["accuracy"]
+
+
+def cell_accuracy(cell: Path, scoring: str | None = None) -> float | None:
+    """Accuracy in percent, recomputed from the cell's predictions file (or, with `scoring`, that
+    convention's accuracy from its metrics)."""
+    if scoring is not None:
+        return scored_accuracy(cell, scoring) if str(cell) else None
     path = Path(cell) / "predictions.jsonl"
     if not path.is_file():
         return None
@@ -65,10 +89,11 @@ def cell_accuracy(cell: Path) -> float | None:
     return 100.0 * sum(correct) / len(correct) if correct else None
 
 
-def load_matrix(layout_path: Path) -> dict:
+def load_matrix(layout_path: Path, scoring: str | None = None) -> dict:
     layout = json.loads(Path(layout_path).read_text(encoding="utf-8"))
+    layout["scoring"] = scoring
     for row in layout["rows"]:
-        row["cells"] = {c: (None if row["missing"] else cell_accuracy(row["cells"].get(c, "")))
+        row["cells"] = {c: (None if row["missing"] else cell_accuracy(row["cells"].get(c, ""), scoring))
                         for c in layout["columns"]}
         row.update(row_summary(row["trained_on"], row["cells"]))
     layout["summary"] = matrix_summary(layout["rows"])
@@ -117,7 +142,8 @@ def table_rows(layout: dict) -> tuple[list[str], list[list[str]]]:
 
 def markdown(layout: dict, axis: str) -> str:
     header, body = table_rows(layout)
-    lines = [f"# Cross-{axis} accuracy (%)", "", "Rows: trained on; columns: tested on.", "",
+    scored = f" Scoring convention: {layout['scoring']}." if layout.get("scoring") else ""
+    lines = [f"# Cross-{axis} accuracy (%)", "", f"Rows: trained on; columns: tested on.{scored}", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     lines += ["", "## Published reference (Med-R1) beside ours", "",
@@ -176,20 +202,21 @@ def heatmap(matrix, row_labels, column_labels, title, path, cmap="viridis", cent
     plt.close(fig)
 
 
-def write_tables(results: Path) -> list[Path]:
+def write_tables(results: Path, scoring: str | None = None) -> list[Path]:
     results = Path(results)
     written = []
     layouts = {}
+    suffix = f"_{scoring}" if scoring else ""
     for layout_path in sorted(results.glob("matrix_*.json")):
         variant = layout_path.stem[len("matrix_"):]
         axis = variant.split("_")[0]
-        layout = load_matrix(layout_path)
+        layout = load_matrix(layout_path, scoring)
         layouts[variant] = layout
-        stem = results / f"cross_{variant}"
+        stem = results / f"cross_{variant}{suffix}"
         stem.with_suffix(".md").write_text(markdown(layout, axis), encoding="utf-8")
         stem.with_suffix(".tex").write_text(latex(layout, axis), encoding="utf-8")
         write_csv(layout, stem.with_suffix(".csv"))
-        (results / f"cross_{variant}_summary.json").write_text(
+        (results / f"cross_{variant}{suffix}_summary.json").write_text(
             json.dumps({"summary": layout["summary"], "rows": layout["rows"]}, indent=2), encoding="utf-8")
         heatmap([[r["cells"][c] for c in layout["columns"]] for r in layout["rows"]],
                 [r["name"] for r in layout["rows"]], layout["columns"], f"Cross-{axis} accuracy (%)",
@@ -199,7 +226,8 @@ def write_tables(results: Path) -> list[Path]:
         think, nothink = layouts.get(axis), layouts.get(f"{axis}_nothink")
         if think and nothink:
             if think_minus_nothink(think, nothink)[0]:
-                written.append(difference_heatmap(think, nothink, results / f"cross_{axis}_think_minus_nothink.png"))
+                written.append(difference_heatmap(think, nothink,
+                                                  results / f"cross_{axis}{suffix}_think_minus_nothink.png"))
             else:
                 logger.warning("no training domain has both a think and a no-think row on the %s axis: no "
                                "think-minus-no-think heatmap", axis)
@@ -233,7 +261,15 @@ def difference_heatmap(think: dict, nothink: dict, path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medr1 tables", description=__doc__.split("\n\n")[0])
+    from medr1.evaluation.scoring import CONVENTIONS
+
     parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--scoring", choices=tuple(CONVENTIONS),
+                        help="build the tables from this convention's accuracy in each cell's metrics.json")
     args = parser.parse_args(argv)
-    write_tables(args.results)
+    try:
+        write_tables(args.results, args.scoring)
+    except MissingScoring as error:
+        logger.error("%s", error)
+        return 1
     return 0

@@ -16,15 +16,34 @@ Three modes (``MODES``):
     Exactly the released evaluation scripts: ``re.search(r"<answer>\\s*(\\w+)\\s*</answer>", text)``
     group 1, or None when there is no such tag.
 
+Two more scoring conventions, used only to score evaluations (``JUDGES``; not training-reward modes):
+
+``"medevalkit"`` (:func:`medevalkit_choice`)
+    MedEvalKit's multiple-choice judge as documented: the ``<answer>`` text (else the whole output), then
+    an answer phrase, a bare letter, an option's text contained in it, and at last the most similar
+    option, so every output with options gets a letter.
+``"omnimedvqa"`` (:func:`omnimedvqa_choice`)
+    OmniMedVQA's question-answering score: the option whose text is most similar to the raw output
+    (``difflib.SequenceMatcher`` ratio); correct when that option's text is the gold option's text.
+``"huatuo"`` (:func:`huatuo_choice`)
+    HuatuoGPT-o1's evaluation: the final response, then ``answer is X``, a delimited bare letter, an
+    option's text, the most similar option (up to ten options, A-J).
+
+HuatuoGPT-o1's response format ``## Thinking\\n\\n...\\n\\n## Final Response\\n\\n...`` is read by
+:func:`huatuo_is_well_formed` and :func:`huatuo_final_response`.
+
 Every function here is pure, linear-time in the input length and never raises on any input.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 
-__all__ = ["MODES", "answer_span", "is_correct", "parse_answer_letter"]
+__all__ = ["HUATUO_FINAL", "HUATUO_THINKING", "JUDGES", "MODES", "answer_span", "huatuo_choice",
+           "huatuo_final_response", "huatuo_is_well_formed", "is_correct", "medevalkit_choice", "omnimedvqa_choice",
+           "parse_answer_letter"]
 
 MODES = ("robust", "medr1-compat", "medr1-compat-eval")
 
@@ -291,3 +310,192 @@ def is_correct(text: str, answer_letter: str, options: list[str] | None = None, 
     gold = _gold(answer_letter, mode)
     pred = parse_answer_letter(text, options, mode)
     return gold is not None and pred is not None and pred == gold
+
+
+# ---- evaluation-only judges: other papers' scoring conventions ---------------------------------
+
+# Similarity is measured on at most this many characters of an output (a 256-token output has about
+# 1,000), which bounds difflib's cost on adversarial inputs without changing any real score.
+_SIMILARITY_CHARS = 4000
+# "the answer is", "answer:", "Answer is:", "final answer: " (the phrase only; what follows is read apart).
+_MEK_PHRASE_RE = re.compile(r"\banswer\s*(?:is(?!\w)\s*:?|:)[ \t]*", re.IGNORECASE)
+# A letter at the start of a text: "C", "(C)", "[c]", "C.", "C)" ...; group 2 is what closes it.
+_MEK_LETTER_RE = re.compile(r"[(\[]?([A-Za-z])([)\]]|[.:,;!?](?!\w)|(?=\s|$))")
+# The whole candidate is a letter ("B", "(b)", "B."), or the option echoed as the prompt lists it ("B. MRI").
+_MEK_BARE_RE = re.compile(r"[(\[]?([A-Za-z])[)\].:]?$|(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Za-z])[.):])\s")
+
+
+def _option_texts(options) -> list[str] | None:
+    """Options as a list of texts (non-text entries as ""), or None when there are none to choose from."""
+    try:
+        options = None if options is None or isinstance(options, (str, bytes)) else list(options)
+    except TypeError:
+        return None
+    if not options or len(options) > len(_LETTERS):
+        return None
+    return [o if isinstance(o, str) else "" for o in options]
+
+
+def _leading_letter(text: str, valid: str) -> str | None:
+    """The option letter ``text`` starts with, or None.
+
+    Upper case: ``C``, ``C.``, ``(C)``, ``C)``, ``C rest`` all count. Lower case only when closed by a
+    bracket or punctuation or standing alone, so the article in ``a lesion`` is not read as option A.
+    """
+    match = _MEK_LETTER_RE.match(text)
+    if match is None:
+        return None
+    letter, closer = match.group(1), match.group(2)
+    if letter.islower() and not closer and text[match.end():].strip():
+        return None
+    letter = letter.upper()
+    return letter if letter in valid else None
+
+
+def _most_similar(text: str, options: list[str], fold: bool) -> str:
+    """The letter of the option most similar to ``text`` by SequenceMatcher ratio (the first on ties)."""
+    text = text[:_SIMILARITY_CHARS]
+    if fold:
+        text, options = text.casefold(), [o.casefold() for o in options]
+    scores = [difflib.SequenceMatcher(None, text, option).ratio() for option in options]
+    return _LETTERS[scores.index(max(scores))]
+
+
+def _contained_option(text: str, options: list[str]) -> str | None:
+    """The letter of the longest option text found in ``text`` as a whole phrase (case-insensitive).
+
+    Whole phrase: not inside a longer word, so option ``CT`` is not found in ``OCT``. Equally long hits
+    go to the earlier option.
+    """
+    folded = text.casefold()
+    best, best_len = None, 0
+    for letter, option in zip(_LETTERS, options):
+        key = " ".join(option.split()).casefold()
+        if len(key) <= best_len:
+            continue
+        if re.search(rf"(?<!\w){re.escape(key)}(?!\w)", folded):
+            best, best_len = letter, len(key)
+    return best
+
+
+def medevalkit_choice(text: str, options) -> str | None:
+    """MedEvalKit's multiple-choice judge (for OmniMedVQA and the other closed benchmarks) as documented.
+
+    The candidate is the first ``<answer>...</answer>`` span, else the whole output. Then, in order:
+
+    1. answer phrase: after the last ``answer is`` / ``answer:``, a letter (``the answer is (B)``) is the
+       choice; any other text there (``the answer is MRI.``) becomes the candidate for the rules below;
+    2. a bare option letter: ``B``, ``(b)``, ``B.``, or the option echoed as written ``B. MRI``;
+    3. the longest option text contained in the candidate as a whole phrase (``it is an MRI scan``);
+    4. the option most similar to the candidate (SequenceMatcher ratio, case-insensitive; the first on
+       ties), so every output gets a letter as long as there are options.
+
+    None only for non-text output or no options. Letters beyond the options are never chosen.
+    """
+    options = _option_texts(options)
+    if not isinstance(text, str) or options is None:
+        return None
+    valid = _LETTERS[: len(options)]
+    span = answer_span(text)
+    cand = text if span is None else span
+    phrase = None
+    for phrase in _MEK_PHRASE_RE.finditer(cand):
+        pass
+    if phrase is not None:
+        rest = cand[phrase.end():].split("\n", 1)[0]
+        letter = _leading_letter(_clean(rest), valid)
+        if letter is not None:
+            return letter
+        if _clean(rest).rstrip(".!"):
+            cand = rest
+    cand = _clean(cand)
+    bare = _MEK_BARE_RE.match(cand)
+    if bare is not None:
+        letter = next(g for g in bare.groups() if g).upper()
+        if letter in valid:
+            return letter
+    return _contained_option(cand, options) or _most_similar(cand, options, fold=True)
+
+
+def omnimedvqa_choice(text: str, options) -> str | None:
+    """OmniMedVQA's question-answering score: the letter of the option whose text is most similar to the
+    raw output by ``difflib.SequenceMatcher(None, output, option).ratio()`` (case-sensitive, nothing
+    stripped; the first option on ties). None only for non-text output or no options."""
+    options = _option_texts(options)
+    if not isinstance(text, str) or options is None:
+        return None
+    return _most_similar(text, options, fold=False)
+
+
+# ---- HuatuoGPT-o1: its response format and its multiple-choice extraction ----------------------
+
+HUATUO_THINKING = "## Thinking"
+HUATUO_FINAL = "## Final Response\n\n"
+_HUATUO_MAX_OPTIONS = 10  # A-J, as many as MMLU-Pro has
+# The documented rule, letters limited to A-J: "answer is Hypertension" reads as H when H is an option.
+_HUATUO_STATED_RE = re.compile(r"answer is\s*?([A-J])")
+# A capital letter between non-word characters, not the article opening a phrase ("A 45-year-old", "A lesion").
+_HUATUO_BARE_RE = re.compile(r"(?<!\w)(?!A [a-z\d])([A-J])(?!\w)")
+
+
+def huatuo_is_well_formed(text: object) -> bool:
+    """HuatuoGPT-o1's RL format check: ``## Thinking`` and ``## Final Response\\n\\n`` each occur exactly once,
+    the thinking heading first."""
+    if not isinstance(text, str) or text.count(HUATUO_THINKING) != 1 or text.count(HUATUO_FINAL) != 1:
+        return False
+    return text.find(HUATUO_THINKING) < text.find(HUATUO_FINAL)
+
+
+def huatuo_final_response(text: object) -> str | None:
+    """The text after ``## Final Response\\n\\n`` to the end, stripped; None for a response that is not well
+    formed (:func:`huatuo_is_well_formed`)."""
+    if not huatuo_is_well_formed(text):
+        return None
+    return text[text.find(HUATUO_FINAL) + len(HUATUO_FINAL):].strip()
+
+
+def huatuo_choice(text: str, options) -> str | None:
+    """HuatuoGPT-o1's multiple-choice extraction as documented.
+
+    The candidate is the text after the last ``## Final Response\\n\\n`` (else the whole output). Then, in order:
+
+    1. the first ``answer is\\s*?X`` whose X names an option (case-sensitive, as released);
+    2. the first bare option letter delimited by non-word characters (``(C)``, ``C.``, ``is C,``), except the
+       article ``A`` before a lower-case word or a digit;
+    3. the longest option text contained in the candidate as a whole phrase (case-insensitive);
+    4. the option most similar to the candidate (SequenceMatcher ratio, case-insensitive; the first on ties).
+
+    None only for non-text output, no options or more than ten (the convention's letters are A-J).
+    """
+    options = _option_texts(options)
+    if not isinstance(text, str) or options is None or len(options) > _HUATUO_MAX_OPTIONS:
+        return None
+    valid = _LETTERS[: len(options)]
+    final = text.rfind(HUATUO_FINAL)
+    cand = text if final < 0 else text[final + len(HUATUO_FINAL):]
+    for pattern in (_HUATUO_STATED_RE, _HUATUO_BARE_RE):
+        letter = next((m.group(1) for m in pattern.finditer(cand) if m.group(1) in valid), None)
+        if letter is not None:
+            return letter
+    return _contained_option(cand, options) or _most_similar(cand, options, fold=True)
+
+
+JUDGES = {"medevalkit": medevalkit_choice, "omnimedvqa": omnimedvqa_choice, "huatuo": huatuo_choice}
+
+
+def judge_is_correct(name: str, text: str, answer_letter: str, options) -> bool:
+    """Whether judge ``name`` (a ``JUDGES`` key) scores ``text`` correct for gold ``answer_letter``.
+
+    MedEvalKit: the chosen letter is the gold letter. OmniMedVQA: the chosen option's text is the gold
+    option's text (so two options with the same text are both right). An unknown name raises ValueError.
+    """
+    if name not in JUDGES:
+        raise ValueError(f"unknown judge {name!r}; expected one of {tuple(JUDGES)}")
+    gold = _gold(answer_letter, "robust")
+    choice = JUDGES[name](text, options)
+    if choice is None or not gold:
+        return False
+    if name == "omnimedvqa":
+        texts = _option_texts(options)
+        return gold in _LETTERS[: len(texts)] and texts[_LETTERS.index(choice)] == texts[_LETTERS.index(gold)]
+    return choice == gold

@@ -13,7 +13,7 @@ import logging
 import re
 
 from medr1.data.prompts import get_style
-from medr1.rewards.answers import MODES, is_correct
+from medr1.rewards.answers import MODES, huatuo_is_well_formed, is_correct
 
 __all__ = ["accuracy_reward", "completion_text", "format_reward", "reward_functions"]
 
@@ -62,6 +62,10 @@ def completion_text(completion) -> str | None:
     return None
 
 
+# Styles whose format is a rule of medr1.rewards.answers (its regex in medr1.data.prompts says the same).
+_FORMAT_RULES = {"huatuo": huatuo_is_well_formed}
+
+
 def _format_score(text: str | None, style) -> float:
     if text is None or not text.endswith(style.format_suffix):
         return 0.0
@@ -73,8 +77,12 @@ def format_reward(completions, style: str = "think", **kwargs) -> list[float]:
 
     think: ``<think>.*?</think>\\s*<answer>.*?</answer>``; nothink: ``\\s*<answer>.*?</answer>``;
     think-after: ``<answer>.*?</answer>\\s*<think>.*?</think>``. No other whitespace is tolerated.
+    huatuo: HuatuoGPT-o1's ``## Thinking`` and ``## Final Response\\n\\n`` each exactly once, in that order.
     """
     spec = get_style(style)
+    rule = _FORMAT_RULES.get(style)
+    if rule is not None:
+        return [1.0 if rule(completion_text(c)) else 0.0 for c in completions]
     return [_format_score(completion_text(c), spec) for c in completions]
 
 

@@ -46,9 +46,12 @@ LETTERS = "ABCD"
 #   question_id (str), dataset (str), modality (one of MODALITIES), task (one of TASKS),
 #   question (str), options (list of 2..4 str, in letter order), answer ("A".."D"),
 #   image (str: the raw `image_path`, relative to the OmniMedVQA root).
+# A multi-image question (CT slices, a study's views) carries `images` (a list of 2 or more relative
+# paths, in the order the model sees them; raw key `images`) in place of `image`.
 # ---------------------------------------------------------------------------------------------
 
 CANONICAL_KEYS = ("question_id", "dataset", "modality", "task", "question", "options", "answer", "image")
+MULTI_IMAGE_KEY = "images"
 
 
 class RecordError(ValueError):
@@ -137,6 +140,30 @@ def _required(raw: dict, key: str) -> str:
 _EXTRA_OPTION = re.compile(r"option_[E-Z]$")
 
 
+def record_images(record: dict) -> list[str]:
+    """A canonical record's image paths in prompt order: its `images`, or its one `image`."""
+    if MULTI_IMAGE_KEY in record:
+        return list(record[MULTI_IMAGE_KEY])
+    if "image" in record:
+        return [record["image"]]
+    raise KeyError(f"record {record.get('question_id')!r} has neither 'image' nor 'images'")
+
+
+def _image_fields(raw: dict) -> dict:
+    """{"image": path} from `image_path`, or {"images": [paths]} from a raw `images` list (one path: `image`)."""
+    listed = raw.get(MULTI_IMAGE_KEY)
+    if listed is None:
+        return {"image": _required(raw, "image_path")}
+    if _text_field(raw, "image_path") is not None:
+        raise RecordError("both image_path and images given")
+    if not isinstance(listed, list) or not all(isinstance(p, str) and p.strip() for p in listed):
+        raise RecordError("field images is not a list of image paths")
+    paths = [p.strip() for p in listed]
+    if not paths:
+        raise RecordError("missing field: images (empty list)")
+    return {"image": paths[0]} if len(paths) == 1 else {MULTI_IMAGE_KEY: paths}
+
+
 def canonicalize(raw: dict) -> dict:
     """One raw OmniMedVQA record -> one canonical record (see CANONICAL_KEYS); RecordError if unusable.
 
@@ -144,6 +171,7 @@ def canonicalize(raw: dict) -> dict:
     * options come from option_A..option_D, skipping absent/null/blank ones; they must be contiguous
       (A, B, then C, D) and number 2 to 4; a non-blank option_E or later counts as a fifth option.
     * the gold letter is the only option equal to `gt_answer` after normalize_text.
+    * `image_path` becomes `image`; a raw `images` list (instead of `image_path`) becomes `images`.
     """
     if not isinstance(raw, dict):
         raise RecordError(f"record is not an object: {type(raw).__name__}")
@@ -151,7 +179,7 @@ def canonicalize(raw: dict) -> dict:
     dataset = _required(raw, "dataset")
     question = _required(raw, "question")
     gt_answer = _required(raw, "gt_answer")
-    image = _required(raw, "image_path")
+    image = _image_fields(raw)
     task = canonical_task(_required(raw, "question_type"))
     modality_key = "modality_type" if raw.get("modality_type") is not None else "modality"
     if raw.get(modality_key) is None:
@@ -196,7 +224,7 @@ def canonicalize(raw: dict) -> dict:
         "question": question,
         "options": options,
         "answer": letters[0],
-        "image": image,
+        **image,
     }
 
 

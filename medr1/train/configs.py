@@ -13,7 +13,7 @@ class MedR1Arguments:
     data_dir: str = field(default="data/synth", metadata={"help": "DATA_DIR written by `medr1 prepare`"})
     modality: str | None = field(default=None, metadata={"help": "train on this modality's train split"})
     task: str | None = field(default=None, metadata={"help": "train on this task's train split"})
-    prompt_style: str = field(default="think", metadata={"help": "think | nothink | think-after"})
+    prompt_style: str = field(default="think", metadata={"help": "think | nothink | think-after | huatuo"})
     answer_parsing: str = field(
         default="robust", metadata={"help": "robust | medr1-compat (the released reward's exact rule)"}
     )
@@ -54,6 +54,43 @@ class MedR1Arguments:
         metadata={"help": "SFT only, think styles: fixed (one placeholder sentence) | column:NAME (each "
                           "record's NAME column, e.g. a reasoning trace)"},
     )
+    # Verifier rewards (medr1/rewards/verifiers.py): the answer reward of free-text (open-ended) answers.
+    verifier: str = field(
+        default="none",
+        metadata={"help": "none | rule | classifier | judge: replaces accuracy_reward by verifier_reward (open-ended "
+                          "records are checked against the reference text, multiple choice against the gold option)"},
+    )
+    verifier_model: str | None = field(
+        default=None, metadata={"help": "classifier: a two-label sequence-classification checkpoint (HuatuoGPT-o1's "
+                                        "verifier interface); judge: the model name the endpoint serves"})
+    verifier_url: str | None = field(
+        default=None, metadata={"help": "judge: an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1"})
+    verifier_api_key_env: str | None = field(
+        default=None, metadata={"help": "judge: the environment variable holding the API key (none: a local server)"})
+    verifier_fallback: str = field(
+        default="none", metadata={"help": "judge: none (an unreachable judge stops training) | rule (score those "
+                                          "completions by the rule verifier, counted as verifier/fallbacks)"})
+    verifier_rewards: str = field(
+        default="1.0,0.1,0.0", metadata={"help": "rewards for correct,incorrect,malformed (no final response)"})
+    verifier_threshold: float = field(
+        default=0.4, metadata={"help": "classifier: p(True) above this is correct"})
+    verifier_concurrency: int = field(default=8, metadata={"help": "judge: requests in flight at once"})
+    verifier_timeout: float = field(default=60.0, metadata={"help": "judge: seconds per request"})
+    verifier_retries: int = field(default=2, metadata={"help": "judge: more attempts after a failed request"})
+    verifier_max_tokens: int = field(default=16, metadata={"help": "judge: tokens the verdict may take"})
+    verifier_device: str | None = field(
+        default=None, metadata={"help": "classifier: its device, e.g. cuda:1 (default: this process's GPU, or CPU)"})
+    verifier_batch_size: int = field(default=16, metadata={"help": "classifier: completions per forward pass"})
+
+    # The other stages (medr1/train/{pt,rm,dpo,rloo}.py): MedicalGPT's PT, RM and DPO, and RLOO.
+    algorithm: str = field(default="grpo", metadata={"help": "medr1 train: grpo | rloo (TRL's RLOOTrainer, same "
+                                                             "rewards, data, outputs, resume and collapse guard)"})
+    train_file: str | None = field(
+        default=None, metadata={"help": "pt: a folder of .txt / JSONL {text} files; rm: JSONL (chosen, rejected) pairs "
+                                        "or (response, reference, correct) triples; dpo: JSONL pairs (MedicalGPT's "
+                                        "conversations/chosen/rejected, or `medr1 pairs` output with data_dir)"})
+    block_size: int = field(default=512, metadata={"help": "pt: tokens per packed block"})
+    resume: bool = field(default=False, metadata={"help": "pt, rm, dpo: resume from the last checkpoint in output_dir"})
 
     def target(self) -> str:
         """The folder name of the training domain: the modality or task."""

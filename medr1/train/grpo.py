@@ -100,9 +100,15 @@ def shuffled_within_groups(reward_func, num_generations: int, seed: int = 0):
 
 
 def build_reward_funcs(args: MedR1Arguments, num_generations: int, seed: int = 0) -> list:
+    """[format_reward, accuracy_reward]; with a `verifier`, verifier_reward takes accuracy_reward's place (it
+    checks open-ended answers against the reference text and multiple choice against the gold option)."""
     from medr1.rewards.functions import reward_functions
 
     funcs = reward_functions(style=args.prompt_style, mode=args.answer_parsing)
+    if args.verifier != "none":
+        from medr1.rewards.verifiers import VerifierSettings, verifier_reward
+
+        funcs = [funcs[0], verifier_reward(VerifierSettings.from_args(args), style=args.prompt_style)]
     if args.reward_ablation == "shuffle":
         funcs = [shuffled_within_groups(f, num_generations, seed + i) for i, f in enumerate(funcs)]
     elif args.reward_ablation != "none":
@@ -111,15 +117,36 @@ def build_reward_funcs(args: MedR1Arguments, num_generations: int, seed: int = 0
 
 
 def freeze_vision_tower(model) -> int:
-    """Stop gradients into the vision encoder (and its merger); returns the number of frozen tensors."""
+    """Stop gradients into the vision encoder and its projector, the modules the family table names for the
+    model's `model_type` (`medr1/data/families.py`); returns the number of frozen tensors."""
+    from medr1.data.families import family_of
+
+    family = family_of(model)
     frozen = 0
     for name, param in model.named_parameters():
-        if ".visual." in f".{name}":
+        if family.is_vision_parameter(name):
             param.requires_grad_(False)
             frozen += 1
     if not frozen:
-        raise ValueError(f"{type(model).__name__} has no parameters under `visual`; cannot freeze a vision tower")
+        raise ValueError(f"{type(model).__name__} has no parameters under {family.vision_modules}; "
+                         "cannot freeze a vision tower")
     return frozen
+
+
+def peft_config_for(model_args, model):
+    """TRL's LoRA config of the recipe (None without `use_peft`). Without `lora_target_modules`, a VLM of the
+    family table gets its decoder's projections: PEFT knows no default for these VLMs, and `all-linear` also
+    adapts the vision tower. Other models keep PEFT's own default for their model_type."""
+    from trl import get_peft_config
+
+    from medr1.data.families import BY_MODEL_TYPE
+
+    peft_config = get_peft_config(model_args)
+    family = BY_MODEL_TYPE.get(model.config.model_type)
+    if peft_config is not None and peft_config.target_modules is None and family is not None:
+        peft_config.target_modules = family.lora_target_modules
+        logger.info("LoRA on the decoder projections: %s", peft_config.target_modules)
+    return peft_config
 
 
 def resolve_output_dir(output_dir: str, args: MedR1Arguments) -> str:
@@ -152,19 +179,19 @@ def write_run_metadata(output_dir, script_args, training_args, model_args, split
 
 
 def load_policy(model_args, script_args):
+    """(model, processing class): a VLM and its processor, or a text causal LM and its tokenizer, as the
+    checkpoint's config says (`medr1.data.model_kinds`)."""
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from medr1.data.model_kinds import checkpoint_kind, load_model, load_processing_class
+
+    path, revision = model_args.model_name_or_path, model_args.model_revision
+    kind = checkpoint_kind(path, revision)
     dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
-    model = AutoModelForImageTextToText.from_pretrained(
-        model_args.model_name_or_path,
-        dtype=dtype,
-        attn_implementation=model_args.attn_implementation,
-        revision=model_args.model_revision,
-    )
+    model = load_model(path, kind, dtype=dtype, attn_implementation=model_args.attn_implementation, revision=revision)
     if script_args.freeze_vision_tower:
         logger.info("froze %d vision-tower tensors", freeze_vision_tower(model))
-    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
+    processor = load_processing_class(path, kind, revision)
     return model, processor
 
 
@@ -207,8 +234,9 @@ def parse_args(argv, config_class, prog: str):
 
 def build_trainer(script_args: MedR1Arguments, training_args, model_args, callbacks=(), reward_funcs=None):
     """The GRPOTrainer for a recipe, plus the collapse guard watching it."""
-    from trl import GRPOTrainer, get_peft_config
+    from trl import GRPOTrainer
 
+    from medr1.data.budget import check_dataset_budget
     from medr1.data.records import prompt_dataset, split_name
 
     split = split_name(script_args.modality, script_args.task, "train")
@@ -218,8 +246,11 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
         image_size=script_args.image_size, limit=script_args.max_train_samples, keep=keep,
     )
     model, processor = load_policy(model_args, script_args)
+    check_dataset_budget(dataset, processor, model.config, script_args.data_dir, script_args.image_size,
+                         reserve=training_args.max_completion_length,
+                         max_prompt_length=getattr(training_args, "max_prompt_length", None))
     if reward_funcs is None:
-        reward_funcs = [with_domain_metrics(f) if f.__name__ == "accuracy_reward" else f
+        reward_funcs = [with_domain_metrics(f) if f.__name__ in ("accuracy_reward", "verifier_reward") else f
                         for f in build_reward_funcs(script_args, training_args.num_generations, training_args.seed)]
     held_out = held_out_monitor(script_args, training_args)
     if held_out is not None:
@@ -234,13 +265,17 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
         from medr1.train.dynamic_sampling import DynamicSamplingGRPOTrainer
 
         trainer_class, extra = DynamicSamplingGRPOTrainer, {"max_resample_rounds": script_args.max_resample_rounds}
+    if script_args.algorithm != "grpo":  # medr1/train/rloo.py: RLOO on the same data, rewards and guard
+        from medr1.train.rloo import trainer_class_for
+
+        trainer_class = trainer_class_for(script_args)
     trainer = trainer_class(
         model=model,
         reward_funcs=reward_funcs,
         args=training_args,
         train_dataset=dataset,
         processing_class=processor,
-        peft_config=get_peft_config(model_args),
+        peft_config=peft_config_for(model_args, model),
         callbacks=[guard, *callbacks],
         **extra,
     )
@@ -337,9 +372,9 @@ def train(script_args: MedR1Arguments, training_args, model_args, callbacks=(), 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trl import GRPOConfig
+    from medr1.train.rloo import config_class_for
 
-    script_args, training_args, model_args = parse_args(argv, GRPOConfig, "medr1 train")
+    script_args, training_args, model_args = parse_args(argv, config_class_for(argv), "medr1 train")
     try:
         train(script_args, training_args, model_args)
     except CollapseError as error:

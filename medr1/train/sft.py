@@ -27,7 +27,10 @@ COLUMN_PREFIX = "column:"
 
 
 def target_text(letter: str, style: str, reasoning: str = PLACEHOLDER_REASONING) -> str:
-    """The completion a prompt style asks for, with `letter` as the answer and `reasoning` in <think>."""
+    """The completion a prompt style asks for, with `letter` as the answer and `reasoning` in <think> (in the
+    huatuo style: `## Thinking`, then the answer as the `## Final Response`)."""
+    if style == "huatuo":
+        return f"## Thinking\n\n{reasoning}\n\n## Final Response\n\n{letter}"
     answer = f"<answer> {letter} </answer>"
     if style == "nothink":
         return answer
@@ -70,10 +73,11 @@ def reasoning_for(script_args):
 def build_trainer(script_args, training_args, model_args, reasoning=None):
     """The SFTTrainer for a recipe; `reasoning(record) -> str`, when given, is the <think> text (it replaces
     `sft_think`)."""
-    from trl import SFTTrainer, get_peft_config
+    from trl import SFTTrainer
 
+    from medr1.data.budget import check_dataset_budget
     from medr1.data.records import prompt_dataset, split_name
-    from medr1.train.grpo import load_policy, write_run_metadata
+    from medr1.train.grpo import load_policy, peft_config_for, write_run_metadata
 
     split = split_name(script_args.modality, script_args.task, "train")
     reasoning = reasoning or reasoning_for(script_args)
@@ -86,14 +90,16 @@ def build_trainer(script_args, training_args, model_args, reasoning=None):
         ),
     )
     model, processor = load_policy(model_args, script_args)
-    # Images are attached when a row is read (from its `image_path`), so that column must survive.
+    check_dataset_budget(dataset, processor, model.config, script_args.data_dir, script_args.image_size,
+                         max_length=training_args.max_length)
+    # Images are attached when a row is read (from its `image_path(s)`), so that column must survive.
     training_args.remove_unused_columns = False
     trainer = SFTTrainer(
         model=model,
         args=training_args,
         train_dataset=dataset,
         processing_class=processor,
-        peft_config=get_peft_config(model_args),
+        peft_config=peft_config_for(model_args, model),
     )
     write_run_metadata(training_args.output_dir, script_args, training_args, model_args, split, len(dataset))
     logger.info("SFT on %s (%s answers): %d questions -> %s", split, script_args.sft_answers, len(dataset),

@@ -1,0 +1,56 @@
+"""Which transformers auto class loads a checkpoint: a text-only causal LM (Qwen2.5, Qwen3, Llama 3.1, ...) or an
+image-text-to-text VLM (the families of `medr1/data/families.py`).
+
+The kind is read from the checkpoint's config alone (:func:`model_kind`, pure), so `medr1 train`, `medr1 sft` and
+`medr1 eval` load either the same way. A text model's processing class is its tokenizer; code that needs the
+tokenizer of either kind takes :func:`tokenizer_of`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = ["CAUSAL_LM", "IMAGE_TEXT_TO_TEXT", "KINDS", "checkpoint_kind", "load_model", "load_processing_class",
+           "model_kind", "tokenizer_of"]
+
+CAUSAL_LM = "causal-lm"
+IMAGE_TEXT_TO_TEXT = "image-text-to-text"
+KINDS = (CAUSAL_LM, IMAGE_TEXT_TO_TEXT)
+_AUTO_MODEL = {CAUSAL_LM: "AutoModelForCausalLM", IMAGE_TEXT_TO_TEXT: "AutoModelForImageTextToText"}
+
+
+def model_kind(config) -> str:
+    """``image-text-to-text`` for a config with a vision part (a ``vision_config``, as every VLM in transformers
+    has), else ``causal-lm``. ``config``: a transformers config or its dict (``config.json``)."""
+    data = config if isinstance(config, Mapping) else config.to_dict()
+    return IMAGE_TEXT_TO_TEXT if data.get("vision_config") is not None else CAUSAL_LM
+
+
+def checkpoint_kind(path, revision: str | None = None) -> str:
+    """:func:`model_kind` of the checkpoint at ``path`` (a folder or a hub id)."""
+    from transformers import AutoConfig
+
+    return model_kind(AutoConfig.from_pretrained(path, revision=revision))
+
+
+def load_model(path, kind: str | None = None, **kwargs):
+    """The checkpoint's model through the auto class of its kind; ``kwargs`` go to ``from_pretrained``."""
+    import transformers
+
+    kind = kind or checkpoint_kind(path, kwargs.get("revision"))
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+    return getattr(transformers, _AUTO_MODEL[kind]).from_pretrained(path, **kwargs)
+
+
+def load_processing_class(path, kind: str | None = None, revision: str | None = None):
+    """The tokenizer of a text model, the processor of a VLM."""
+    from transformers import AutoProcessor, AutoTokenizer
+
+    kind = kind or checkpoint_kind(path, revision)
+    return (AutoTokenizer if kind == CAUSAL_LM else AutoProcessor).from_pretrained(path, revision=revision)
+
+
+def tokenizer_of(processing_class):
+    """The tokenizer inside a processor, or the processing class itself when it is a tokenizer (text models)."""
+    return getattr(processing_class, "tokenizer", processing_class)
