@@ -222,14 +222,8 @@ def test_sft_two_steps_trains_a_lora_adapter_on_the_decoder(arch, family_models,
     assert any(weights[name].abs().sum() > 0 for name in lora_b)
 
 
-# evaluate() hands the processor a flat list of images, one batch's images in prompt order. Gemma 3's
-# processor reads a flat list as all images of ONE prompt, so a batch of 4 prompts with one image each is
-# refused ("Found [1, 1, 1, 1] <start_of_image> tokens and [4] images per sample"); batch 1 works. A list per
-# record ([[image] for each record]) works for every family here. Strict: the fix in evaluate.py fails here.
-EVAL_ARCHES = [pytest.param(arch, marks=pytest.mark.xfail(
-    raises=ValueError, strict=True, reason="evaluate() batches images as a flat list, which Gemma3Processor reads "
-                                           "as one prompt's images")) if arch == "gemma3" else arch
-               for arch in ARCHES]
+# evaluate() hands the processor one image list per record: a flat list is one prompt's images to Gemma 3.
+EVAL_ARCHES = ARCHES
 
 
 @pytest.mark.slow

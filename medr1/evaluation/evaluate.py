@@ -169,8 +169,9 @@ class _Batches:
 
     def __call__(self, records):
         texts = prompt_texts(self.processor, records, self.prompt, self.stage)
-        images = [self.load_image(path) for r in records if "image" in r or "images" in r  # text records: none
-                  for path in record_images(r)]  # in prompt order
+        # One list per record, in prompt order: a flat list reads as one prompt's images to some processors
+        # (Gemma 3). Text records have none.
+        images = [[self.load_image(path) for path in record_images(r)] for r in records if "image" in r or "images" in r]
         inputs = self.processor(text=texts, **({"images": images} if images else {}), padding=True, return_tensors="pt")
         return records, texts, inputs
 
