@@ -171,7 +171,8 @@ class _Batches:
         texts = prompt_texts(self.processor, records, self.prompt, self.stage)
         # One list per record, in prompt order: a flat list reads as one prompt's images to some processors
         # (Gemma 3). Text records have none.
-        images = [[self.load_image(path) for path in record_images(r)] for r in records if "image" in r or "images" in r]
+        images = [[self.load_image(path) for path in record_images(r)]
+                  for r in records if "image" in r or "images" in r]
         inputs = self.processor(text=texts, **({"images": images} if images else {}), padding=True, return_tensors="pt")
         return records, texts, inputs
 

@@ -40,9 +40,10 @@ from dataclasses import dataclass, fields
 from medr1.rewards.answers import answer_span, huatuo_final_response, parse_answer_letter
 from medr1.rewards.functions import _row, completion_text
 
-__all__ = ["FALLBACKS", "VERIFIERS", "ClassifierVerifier", "JudgeUnavailable", "JudgeVerifier", "RewardValues",
-           "RuleVerifier", "VerifierReward", "VerifierSettings", "classifier_input", "final_response",
-           "judge_messages", "parse_quantity", "parse_verdict", "reference_text", "rule_verdict", "verifier_reward"]
+__all__ = ["FALLBACKS", "VERIFIERS", "ClassifierVerifier", "Item", "JudgeUnavailable", "JudgeVerifier",
+           "RewardValues", "RuleVerifier", "VerifierReward", "VerifierSettings", "build_backend", "classifier_input",
+           "final_response", "judge_messages", "normalize_answer", "parse_quantity", "parse_verdict", "reference_text",
+           "rule_verdict", "verifier_reward"]
 
 logger = logging.getLogger(__name__)
 
