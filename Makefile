@@ -112,6 +112,35 @@ eval-benchmarks: $(eval_needs)
 	$(if $(DATA),,test -f $(BENCH_DATA)/manifest.json || $(MEDR1) synth-benchmarks --out $(BENCH_DATA)-raw --prepare $(BENCH_DATA))
 	$(MEDR1) benchmarks --model $(or $(MODEL),$(TINY_MODEL)) --data $(or $(DATA),$(BENCH_DATA)) --results results $(EVAL_ARGS)
 
+# The text benchmarks of a DATA_DIR made by `medr1 prepare --dataset NAME --input PATH ...` (MedQA, MedMCQA, PubMedQA,
+# MMLU medical, MMLU-Pro health/biology) -> results/text_benchmarks.{md,csv}: 95 % CIs, HuatuoGPT-o1's published numbers.
+# Without DATA: synthetic files in the released formats, prepared here; without MODEL: a tiny Qwen2 causal LM.
+# EVAL_ARGS: e.g. "--prompt think --max-new-tokens 1024".
+.PHONY: eval-text
+TEXT_DATA := data/synth-text
+TINY_TEXT_MODEL := outputs/models/tiny-qwen2-text
+eval-text: install
+	$(if $(DATA),,test -f $(TEXT_DATA)/manifest.json || $(MEDR1) synth-text --out $(TEXT_DATA)-raw --prepare $(TEXT_DATA))
+	$(if $(MODEL),,test -f $(TINY_TEXT_MODEL)/config.json || $(MEDR1) tiny-model --arch qwen2 --vocab compact \
+	  --corpus $(or $(DATA),$(TEXT_DATA))/records.jsonl --out $(TINY_TEXT_MODEL))
+	$(MEDR1) text-benchmarks --model $(or $(MODEL),$(TINY_TEXT_MODEL)) --data $(or $(DATA),$(TEXT_DATA)) --results results $(EVAL_ARGS)
+
+# HuatuoGPT-o1's stage 1 (README "Verifier-guided reasoning traces"): traces of TRACES_SPLIT, verified, retried with a
+# search strategy -> results/traces/<split>.jsonl (the huatuo-sft input; resumable) and its .report.json. Sampler:
+# ENDPOINT (an OpenAI-compatible URL; MODEL the served name), else a local MODEL, else the tiny text model on the
+# synthetic data. TRACES_ARGS, e.g. "--verifier judge --verifier-url URL --verifier-model NAME --limit 1000".
+.PHONY: traces
+TRACES_SPLIT ?= dataset/huatuo-verifiable/train
+ENDPOINT ?=
+TRACES_ARGS ?= $(if $(or $(MODEL),$(ENDPOINT)),,--max-new-tokens 64)
+traces: install
+	$(if $(DATA),,test -f $(TEXT_DATA)/manifest.json || $(MEDR1) synth-text --out $(TEXT_DATA)-raw --prepare $(TEXT_DATA))
+	$(if $(or $(MODEL),$(ENDPOINT)),,test -f $(TINY_TEXT_MODEL)/config.json || $(MEDR1) tiny-model --arch qwen2 \
+	  --vocab compact --corpus $(or $(DATA),$(TEXT_DATA))/records.jsonl --out $(TINY_TEXT_MODEL))
+	$(MEDR1) traces --data $(or $(DATA),$(TEXT_DATA)) --split $(TRACES_SPLIT) \
+	  $(if $(ENDPOINT),--endpoint $(ENDPOINT) --endpoint-model "$(MODEL)",--policy $(or $(MODEL),$(TINY_TEXT_MODEL))) \
+	  --out results/traces/$(subst /,-,$(TRACES_SPLIT)).jsonl $(TRACES_ARGS)
+
 # MedicalGPT's other stages on the same data (README "Other methods: PT, RM, DPO, RLOO"). TRAIN_FILE: the stage's
 # input (pt: a folder of .txt / JSONL {text}; rm: JSONL pairs or triples; dpo: JSONL pairs); empty = the recipe's.
 # RLOO is `make train RECIPE=configs/rloo/tiny_cpu.yaml` (or ARGS="--algorithm rloo" on an RLOO recipe).
@@ -143,10 +172,12 @@ merge-lora: install
 	$(MEDR1) merge-lora --adapter $(ADAPTER) --out $(or $(OUT),$(ADAPTER)-merged)
 
 # SFT, DPO (on-policy pairs), RLOO and GRPO from one base on one split, and the base zero-shot:
-# results/compare_<domain>.{md,csv,png,json}. COMPARE_ARGS, e.g. "--steps 50 --limit 200".
+# results/compare_<domain>.{md,csv,png,json}. Without DATA: the demo's synthetic data, tiny model and format warm
+# start (built under outputs/compare/<domain>), every method from that warm start, the recipes' steps; with DATA:
+# from BASE_MODEL. COMPARE_ARGS sizes it, e.g. "--steps 50 --steps warm-start=120 --limit 200".
 COMPARE_ARGS ?=
-compare: $(eval_needs)
-	$(MEDR1) compare $(target_args) --data $(EVAL_DATA) --base-model $(BASE_MODEL) $(EVAL_ARGS) $(COMPARE_ARGS)
+compare: install
+	$(MEDR1) compare $(target_args) $(if $(DATA),--data $(DATA) --base-model $(BASE_MODEL),) $(COMPARE_ARGS)
 
 tables: install
 	$(MEDR1) tables --results results

@@ -20,6 +20,7 @@ COMMANDS = {
     "tables": ("medr1.evaluation.tables", "write the cross-domain tables and heatmaps"),
     "rescore": ("medr1.evaluation.scoring", "re-score an evaluated cell by every scoring convention, in place"),
     "benchmarks": ("medr1.evaluation.benchmarks", "evaluate on VQA-RAD, SLAKE, PathVQA, PMC-VQA, MMMU; one table"),
+    "text-benchmarks": ("medr1.evaluation.text_benchmarks", "MedQA, MedMCQA, PubMedQA, MMLU(-Pro) medical; one table"),
     "synth-benchmarks": ("medr1.embedded.synth_benchmarks", "write synthetic fixtures in five benchmarks' layouts"),
     "synth-text": ("medr1.embedded.synth_text", "write synthetic files in seven text datasets' released formats"),
     "demo": ("medr1.embedded.demo", "the end-to-end learning demo on the embedded default"),
@@ -28,6 +29,7 @@ COMMANDS = {
     "dpo": ("medr1.train.dpo", "DPO with LoRA on MedicalGPT pairs or on-policy pairs"),
     "pairs": ("medr1.evaluation.pairs", "sample k completions per question and pair a correct with a wrong one"),
     "merge-lora": ("medr1.train.merge", "merge a LoRA adapter into its base model"),
+    "traces": ("medr1.train.traces", "HuatuoGPT-o1 stage 1: verifier-guided reasoning traces -> an SFT set"),
     "compare": ("medr1.embedded.compare", "SFT vs DPO vs RLOO vs GRPO from one base on one split: one table"),
 }
 

@@ -171,3 +171,52 @@ def test_eval_setup_stops_on_a_cut_prompt_and_passes_a_normal_one(synthetic_data
     check_eval_budget(long_context, records, data, "think", "eval", 56, 4090, "hf")
     with pytest.raises(ValueError, match=r"vLLM's max_model_len 4096 less max-new-tokens 4090"):
         check_eval_budget(long_context, records, data, "think", "eval", 56, 4090, "vllm")
+
+
+def test_max_prompt_length_is_a_recipe_setting_every_stage_parses():
+    """medr1's own field (TRL 1.16's configs have none, so no clash): GRPO, RLOO, SFT and DPO parse it."""
+    import dataclasses
+
+    from trl import DPOConfig, GRPOConfig, RLOOConfig, SFTConfig
+
+    from medr1.train.grpo import parse_args
+
+    cpu = ["--output_dir", "x", "--modality", "CT", "--bf16", "false", "--use_cpu", "true"]
+    for config_class in (GRPOConfig, RLOOConfig, SFTConfig, DPOConfig):
+        assert "max_prompt_length" not in {f.name for f in dataclasses.fields(config_class)}, config_class
+        script_args, _, _ = parse_args(["--max_prompt_length", "77", *cpu], config_class, "test")
+        assert script_args.max_prompt_length == 77
+    assert parse_args(cpu, GRPOConfig, "test")[0].max_prompt_length is None
+
+
+def test_grpo_setup_stops_at_max_prompt_length(synthetic_data, compact_model, tmp_path):
+    """A 4096-token context fits every prompt; --max_prompt_length below the longest stops setup with the
+    record, its tokens and the setting to raise; at exactly the longest prompt's tokens setup passes."""
+    import re
+
+    from trl import GRPOConfig
+
+    from medr1.train.grpo import build_trainer, parse_args
+
+    _, data = synthetic_data
+
+    def setup(max_prompt_length):
+        return build_trainer(*parse_args(
+            ["--config", str(REPO / "configs/grpo/tiny_cpu.yaml"), "--data_dir", str(data), "--modality", "CT",
+             "--model_name_or_path", str(compact_model), "--output_dir", str(tmp_path / "grpo"), "--report_to",
+             "none", "--max_completion_length", "8", "--image_size", "56", "--max_prompt_length",
+             str(max_prompt_length)], GRPOConfig, "test"))
+
+    with pytest.raises(ValueError) as error:
+        setup(50)
+    message = str(error.value)
+    found = re.match(r"record '(Synthetic_CT_[^']+)' needs (\d+) prompt tokens \((\d+) text \+ (\d+) for 1 image\)",
+                     message)
+    assert found, message
+    needed = int(found[2])
+    assert needed == int(found[3]) + int(found[4]) > 50
+    assert "but the limit is 50 (max_prompt_length 50)" in message and "raise --max_prompt_length" in message
+    with pytest.raises(ValueError, match=rf"needs {needed} prompt tokens .* limit is {needed - 1} "):
+        setup(needed - 1)
+    trainer, _ = setup(needed)  # the longest prompt fits exactly
+    assert len(trainer.train_dataset) > 0

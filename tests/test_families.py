@@ -3,6 +3,8 @@ tokens are the family's, GRPO trains it with the vision tower frozen, SFT trains
 greedy evaluation does not depend on the batch size."""
 
 import json
+import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,65 @@ def test_families_without_a_packaged_vocabulary_refuse_the_qwen_one(tmp_path):
         build_tiny_model(tmp_path / "g", arch="gemma3", vocab="qwen")
 
 
+def as_released_idefics3(tiny: Path, out: Path, splitting=None) -> Path:
+    """The tiny Idefics3 with its processor config as a released SmolVLM's: `size` 4x the tile
+    (`max_image_size`), and `do_image_splitting` absent (the class default, on) or as given."""
+    import shutil
+
+    shutil.copytree(tiny, out)
+    saved = json.loads((out / "processor_config.json").read_text())
+    images = saved["image_processor"]
+    del images["do_image_splitting"]
+    if splitting is not None:
+        images["do_image_splitting"] = splitting
+    images["size"] = {"longest_edge": 4 * images["max_image_size"]["longest_edge"]}
+    (out / "processor_config.json").write_text(json.dumps(saved))
+    return out
+
+
+def test_idefics3_processor_gets_the_family_settings_at_load(family_models, tmp_path):
+    """A checkpoint whose processor config lacks do_image_splitting (or turns it on, as SmolVLM's do) splits an
+    image into 4x4 tiles plus a global view under plain AutoProcessor; medr1's one loader applies the family's
+    processor_defaults, so the image is one tile: the family rule's tokens, the budget's count, what the saved
+    processor keeps."""
+    from PIL import Image
+    from transformers import AutoConfig, AutoProcessor
+
+    from medr1.data.budget import image_token_counter
+    from medr1.data.families import processor_settings
+    from medr1.data.model_kinds import load_processing_class
+
+    family = get_family("idefics3")
+    assert processor_settings("idefics3") == dict(family.processor_defaults) == {"do_image_splitting": False}
+    assert all(processor_settings(t) == {} for f in FAMILIES.values() if f.arch != "idefics3" for t in f.model_types)
+    assert processor_settings("bert") == {}
+    tiny = family_models("idefics3")
+    config = AutoConfig.from_pretrained(tiny)
+    conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which organ?"}]}]
+
+    def image_tokens(processor):
+        text = processor.apply_chat_template(conversation, add_generation_prompt=True)
+        inputs = processor(text=[text], images=[[Image.new("RGB", (56, 56), "red")]], return_tensors="pt")
+        return int((inputs["input_ids"] == config.image_token_id).sum()), inputs["input_ids"].shape[1]
+
+    for splitting in (None, True):
+        released = as_released_idefics3(tiny, tmp_path / f"released-{splitting}", splitting)
+        plain = AutoProcessor.from_pretrained(released)
+        assert plain.image_processor.do_image_splitting is True
+        assert image_tokens(plain)[0] == 17 * family.image_tokens(config, 56)  # the gap: 16 tiles + global view
+        ours = load_processing_class(released)
+        assert ours.image_processor.do_image_splitting is False
+        placeholders, length = image_tokens(ours)
+        assert placeholders == family.image_tokens(config, 56)
+        assert image_tokens(AutoProcessor.from_pretrained(tiny)) == (placeholders, length)  # as the tiny one sees it
+        text_only = len(ours.tokenizer(ours.apply_chat_template(conversation, add_generation_prompt=True),
+                                       add_special_tokens=False).input_ids) - 1  # less the one <image>
+        assert image_token_counter(ours)(56, 56) == length - text_only
+        ours.save_pretrained(tmp_path / f"saved-{splitting}")
+        saved = AutoProcessor.from_pretrained(tmp_path / f"saved-{splitting}")
+        assert saved.image_processor.do_image_splitting is False
+
+
 # ---- training and evaluation --------------------------------------------------------------------
 
 def varied_reward(completions, **kwargs):
@@ -147,12 +208,18 @@ class ParameterWatch(TrainerCallback):
     """Copies of the vision-tower and decoder parameters when training starts, compared when it ends."""
 
     def __init__(self, family):
-        self.family, self.vision, self.decoder, self.moved = family, {}, {}, None
+        self.family, self.vision, self.decoder, self.moved, self.step_seconds = family, {}, {}, None, []
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         for name, param in model.named_parameters():
             (self.vision if self.family.is_vision_parameter(name) else self.decoder)[name] = param.detach().clone()
         self.frozen = all(not p.requires_grad for n, p in model.named_parameters() if n in self.vision)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.step_started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.step_seconds.append(time.perf_counter() - self.step_started)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         after = dict(model.named_parameters())
@@ -160,14 +227,94 @@ class ParameterWatch(TrainerCallback):
         self.decoder_moved = [n for n, v in self.decoder.items() if not after[n].detach().equal(v)]
 
 
-# TRL 1.16's GRPOTrainer hands every processor output but input_ids and attention_mask to its log-prob pass
-# (`_generate_and_score_completions` -> `_get_per_token_logps_and_entropies(**forward_kwargs)`), whose
-# signature lists the keys it knows; LLaVA-OneVision's image processor also returns `batch_num_images`, so
-# the reference/old log-probs of the first step raise TypeError. Strict: a TRL that fixes it fails here.
-GRPO_ARCHES = [pytest.param(arch, marks=pytest.mark.xfail(
-    raises=TypeError, strict=True, reason="TRL 1.16 GRPO passes the processor's batch_num_images to a function "
-                                          "that does not take it")) if arch == "llava-onevision" else arch
-               for arch in ARCHES]
+# ---- LLaVA-OneVision under TRL's GRPO/RLOO: what medr1's processor rule relies on ---------------------------
+
+def test_llava_onevision_rule_drops_single_image_counts_and_refuses_several():
+    rule = get_family("llava-onevision").rl_processor_rule
+    outputs = {"input_ids": [[1]], "pixel_values": [0], "image_sizes": [[56, 56]], "batch_num_images": [1, 1]}
+    rule(outputs)
+    assert outputs == {"input_ids": [[1]], "pixel_values": [0], "image_sizes": [[56, 56]]}
+    rule(outputs)  # no counts (a text-only call): nothing to do
+    with pytest.raises(ValueError, match=r"\[1, 3\] images per prompt.*one image per question"):
+        rule({"batch_num_images": [1, 3]})
+    assert [f.arch for f in FAMILIES.values() if f.rl_processor_rule is not None] == ["llava-onevision"]
+
+
+@pytest.mark.parametrize("trainer_name", ["GRPOTrainer", "RLOOTrainer"])
+def test_trl_forwards_every_processor_output_to_a_fixed_signature(trainer_name):
+    """Pins TRL 1.16: the log-prob pass takes a fixed list of image inputs (no batch_num_images, no **kwargs),
+    and the trainer forwards every processor output but input_ids and attention_mask to it. When TRL takes or
+    forwards the key differently, this fails: revisit `_single_image_prompts_only` in medr1/data/families.py
+    (a TRL that passes batch_num_images on would let LLaVA-OneVision train on several images per prompt)."""
+    import inspect
+
+    import trl
+
+    trainer = getattr(trl, trainer_name)
+    parameters = inspect.signature(trainer._get_per_token_logps_and_entropies).parameters
+    assert "batch_num_images" not in parameters and "image_sizes" in parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    source = inspect.getsource(trainer._generate_and_score_completions)
+    assert 'k not in ["input_ids", "attention_mask"]' in source
+    assert "batch_num_images" not in inspect.getsource(inspect.getmodule(trainer))
+
+
+def test_llava_onevision_model_reads_no_counts_as_one_image_each(family_models):
+    """What dropping the key relies on: without batch_num_images the model gives the logits it gives with a
+    count of 1 per prompt, and the processor's output for one image per prompt is the same either way."""
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = family_models("llava-onevision")
+    model = AutoModelForImageTextToText.from_pretrained(path).eval()
+    processor = AutoProcessor.from_pretrained(path)
+    conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which organ?"}]}]
+    text = processor.apply_chat_template(conversation, add_generation_prompt=True)
+    images = [[Image.new("RGB", (56, 56), "red")], [Image.new("RGB", (40, 56), "blue")]]
+    inputs = processor(text=[text, text], images=images, padding=True, return_tensors="pt")
+    assert inputs["batch_num_images"].tolist() == [1, 1]
+    with torch.no_grad():
+        counted = model(**inputs).logits
+        dropped = model(**{k: v for k, v in inputs.items() if k != "batch_num_images"}).logits
+    assert torch.equal(counted, dropped)
+
+
+def test_rl_processing_class_filters_llava_onevision_only(family_models, tmp_path):
+    """The processor GRPO/RLOO get: for LLaVA-OneVision the same object, its outputs without batch_num_images and
+    a prompt with two images refused; it saves and reloads as LlavaOnevisionProcessor. Other families' processors
+    are handed over untouched."""
+    from PIL import Image
+    from transformers import AutoConfig, AutoProcessor
+
+    from medr1.train.grpo import rl_processing_class
+
+    path = family_models("llava-onevision")
+    processor = AutoProcessor.from_pretrained(path)
+    base = type(processor)
+    config = AutoConfig.from_pretrained(path)
+    wrapped = rl_processing_class(processor, type("M", (), {"config": config})())
+    assert wrapped is processor and isinstance(wrapped, base) and type(wrapped).__name__ == base.__name__
+    image = {"type": "image"}
+    one = processor.apply_chat_template([{"role": "user", "content": [image, {"type": "text", "text": "Q?"}]}],
+                                        add_generation_prompt=True)
+    outputs = wrapped(text=[one], images=[[Image.new("RGB", (56, 56))]], return_tensors="pt")
+    assert "batch_num_images" not in outputs and {"pixel_values", "image_sizes"} <= set(outputs)
+    two = processor.apply_chat_template([{"role": "user", "content": [image, image, {"type": "text", "text": "Q?"}]}],
+                                        add_generation_prompt=True)
+    with pytest.raises(ValueError, match=r"\[2\] images per prompt"):
+        wrapped(text=[two], images=[[Image.new("RGB", (56, 56)), Image.new("RGB", (56, 56))]], return_tensors="pt")
+    wrapped.save_pretrained(tmp_path / "saved")
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "saved")
+    assert type(reloaded) is base and "batch_num_images" in reloaded(
+        text=[one], images=[[Image.new("RGB", (56, 56))]], return_tensors="pt")
+    qwen = AutoProcessor.from_pretrained(family_models("qwen2-vl"))
+    qwen_class = type(qwen)
+    qwen_model = type("M", (), {"config": AutoConfig.from_pretrained(family_models("qwen2-vl"))})()
+    assert rl_processing_class(qwen, qwen_model) is qwen and type(qwen) is qwen_class
+
+
+GRPO_ARCHES = ARCHES
 
 
 @pytest.mark.slow
@@ -189,6 +336,9 @@ def test_grpo_two_steps_with_the_vision_tower_frozen(arch, family_models, synthe
         GRPOConfig, "test"), callbacks=[watch], reward_funcs=[varied_reward])
     assert watch.vision and watch.frozen and watch.vision_moved == []
     assert watch.decoder_moved  # the language model did train
+    assert len(watch.step_seconds) == 2
+    logging.getLogger(__name__).warning("GRPO %s: %.2f s/step on CPU (steps: %s)", arch,
+                                        sum(watch.step_seconds) / 2, ", ".join(f"{t:.2f}" for t in watch.step_seconds))
     history = json.loads((out / "medr1_run.json").read_text())
     assert history["split"] == "modality/CT/train"
     reloaded = AutoModelForImageTextToText.from_pretrained(out)  # the saved checkpoint is the trained one

@@ -258,3 +258,21 @@ def test_killed_run_resumes_exactly_where_it_stopped(synthetic_data, compact_mod
     assert resumed.keys() == full.keys()
     assert all(torch.equal(resumed[k], full[k]) for k in full)
     assert any(not torch.equal(base[k], full[k]) for k in full)  # training moved the weights
+
+
+def test_run_resumable_silences_only_trls_deprecated_property_warning():
+    import warnings
+
+    from medr1.train.grpo import run_resumable
+
+    class Trainer:
+        model = None
+
+        def train(self, resume_from_checkpoint=None):
+            warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
+            warnings.warn("something else", FutureWarning)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_resumable(Trainer(), None)
+    assert [str(w.message) for w in caught] == ["something else"]

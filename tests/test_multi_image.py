@@ -150,3 +150,32 @@ def test_eval_on_slices(slice_data, compact_model, tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert metrics["n"] == len(load_split(data, "modality/CT/test")) == len(lines) == 4
     assert all(p["prompt_text"].count("<|image_pad|>") == SLICES for p in lines)
+
+
+def test_compact_corpus_takes_every_text_part(tmp_path):
+    """corpus_from_records takes the prompt text of every record shape: after one image part, after three
+    (slices), and a text record's plain-string prompt; a vocabulary built on it covers their words."""
+    from medr1.data.prompts import PROMPT_STYLES, build_conversation
+    from medr1.embedded.tiny_model import corpus_from_records
+    from medr1.sources.medqa import TEXT_MODALITY
+
+    base = {"dataset": "D", "task": "Disease Diagnosis", "answer": "A"}
+    records = [
+        {**base, "question_id": "one", "modality": "CT", "image": "a.png", "question": "Which lobe?",
+         "options": ["left", "right"]},
+        {**base, "question_id": "slices", "modality": "CT", "images": ["s1.png", "s2.png", "s3.png"],
+         "question": "Which slice shows the haemorrhage?", "options": ["Slice 1", "Slice 2", "Slice 3"]},
+        {**base, "question_id": "text", "modality": TEXT_MODALITY, "question": "Which vitamin deficiency causes "
+         "scurvy?", "options": ["Vitamin C", "Vitamin D"]},
+    ]
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    corpus = corpus_from_records(path)
+    for record in records:
+        for style in PROMPT_STYLES:
+            for stage in ("train", "eval"):
+                content = build_conversation(record, style=style, stage=stage)[0]["content"]
+                text = content if isinstance(content, str) else content[-1]["text"]
+                assert text in corpus, (record["question_id"], style, stage)
+    assert any("haemorrhage" in text and "Slice 3" in text for text in corpus)
+    assert any(text.startswith("Which vitamin deficiency") for text in corpus)

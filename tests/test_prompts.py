@@ -110,3 +110,36 @@ def test_bad_arguments():
         prompt_text(PROBLEM, stage="test")
     with pytest.raises(ValueError, match="question"):
         build_conversation({"image": "x.png"})
+
+
+# ---- text styles: an open-ended record (options: []) is no multiple-choice question --------------------------------
+
+TEXT_MC = {"question_id": "t1", "modality": "text", "question": "Which drug lowers glucose?",
+           "options": ["Aspirin", "Metformin"], "answer": "B"}
+TEXT_OPEN = {**TEXT_MC, "question_id": "t2", "options": [], "answer": "metformin"}
+
+
+def test_huatuo_evaluates_an_open_ended_record_on_the_bare_question():
+    # HuatuoGPT-o1's evaluation prompt, written out, for multiple choice; the bare question for a verifiable problem.
+    assert build_conversation(TEXT_MC, style="huatuo", stage="eval")[0]["content"] == (
+        "Please answer the following multiple-choice question:\nWhich drug lowers glucose?\nA. Aspirin\nB. Metformin")
+    for stage in STAGES:
+        assert build_conversation(TEXT_OPEN, style="huatuo", stage=stage)[0]["content"] == "Which drug lowers glucose?"
+    assert prompt_text("Q", "huatuo", "eval", open_ended=True) == "Q"
+    assert prompt_text("Q", "huatuo", "eval") == "Please answer the following multiple-choice question:\nQ"
+
+
+@pytest.mark.parametrize("style", [*PROMPT_STYLES, "medicalgpt"])
+def test_styles_without_an_open_wording_keep_their_prompt(style):
+    for stage in STAGES:
+        assert prompt_text("Q", style, stage, open_ended=True) == prompt_text("Q", style, stage)
+
+
+def test_reasoning_traces_ask_the_question_as_the_huatuo_prompt_does():
+    """`medr1 traces` starts from the question the huatuo style trains and evaluates an open-ended record on."""
+    from medr1.train.traces import FORMAT_REQUEST, first_turn
+
+    for record in (TEXT_MC, TEXT_OPEN):
+        train = build_conversation(record, style="huatuo", stage="train")[0]["content"]
+        assert first_turn(record)["content"] == f"{train}\n\n{FORMAT_REQUEST}"
+    assert "multiple-choice" not in first_turn(TEXT_OPEN)["content"]

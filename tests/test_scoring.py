@@ -17,7 +17,8 @@ RECORD = {"question_id": "q1", "dataset": "D", "options": OPTS, "answer": "B"}
 
 
 def test_the_conventions_and_who_published_with_them():
-    assert tuple(CONVENTIONS) == ("robust", "medr1-compat", "medevalkit", "omnimedvqa")
+    assert tuple(CONVENTIONS) == ("robust", "medr1-compat", "medevalkit", "omnimedvqa", "huatuo")
+    assert CONVENTIONS["huatuo"].published == "HuatuoGPT-o1 paper"
     assert CONVENTIONS["medr1-compat"].published == "Med-R1 paper"
     assert CONVENTIONS["omnimedvqa"].published == "OmniMedVQA paper"
     assert "MedEvalKit" in CONVENTIONS["medevalkit"].published
@@ -73,14 +74,14 @@ def test_omnimedvqa_is_right_when_the_chosen_text_is_the_gold_text():
 
 
 @pytest.mark.parametrize("output, expected", [
-    # robust, medr1-compat, medevalkit, omnimedvqa
-    ("<think>t</think><answer>B</answer>", (True, True, True, False)),   # OmniMedVQA reads raw text only
-    ("<answer>B) CT</answer>", (True, False, True, True)),               # released regex: \w+ only
-    ("The answer is B.", (True, False, True, True)),                      # no tag: released scoring says wrong
-    ("B", (True, False, True, False)),
-    ("OCT image", (False, False, True, True)),                            # similarity always answers
-    ("It is an MRI scan", (False, False, False, False)),
-    ("<answer>CT</answer>", (True, False, True, True)),
+    # robust, medr1-compat, medevalkit, omnimedvqa, huatuo
+    ("<think>t</think><answer>B</answer>", (True, True, True, False, True)),   # OmniMedVQA reads raw text only
+    ("<answer>B) CT</answer>", (True, False, True, True, True)),               # released regex: \w+ only
+    ("The answer is B.", (True, False, True, True, True)),                      # no tag: released scoring says wrong
+    ("B", (True, False, True, False, True)),
+    ("OCT image", (False, False, True, True, True)),                            # similarity always answers
+    ("It is an MRI scan", (False, False, False, False, False)),
+    ("<answer>CT</answer>", (True, False, True, True, True)),
 ])
 def test_conventions_disagree_on_the_same_output(output, expected):
     correct_by = score_all(output, OPTS, "B")["correct_by"]
@@ -99,7 +100,7 @@ def test_prediction_lines_carry_every_convention_and_metrics_summarise_them():
     assert metrics["accuracy"] == 0.25  # the chosen convention stays at the top
     scoring = metrics["scoring"]
     assert {name: scoring[name]["accuracy"] for name in CONVENTIONS} == {
-        "robust": 0.5, "medr1-compat": 0.25, "medevalkit": 0.75, "omnimedvqa": 0.5}
+        "robust": 0.5, "medr1-compat": 0.25, "medevalkit": 0.75, "omnimedvqa": 0.5, "huatuo": 0.75}
     assert scoring["medevalkit"]["answered_rate"] == 1.0 and scoring["robust"]["answered_rate"] == 0.5
     low, high = scoring["medevalkit"]["ci95"]
     assert 0.0 <= low <= 0.75 <= high <= 1.0
@@ -208,3 +209,60 @@ def test_tables_by_a_chosen_convention_use_its_numbers(tmp_path, caplog):
     assert main(["--results", str(results), "--scoring", "medevalkit"]) == 1
     assert f"cell {tmp_path / 'cells' / 'MRI' / 'CT'} has no scoring['medevalkit']" in caplog.text
     assert "medr1 rescore --cell" in caplog.text
+
+
+# --------------------------------------------------------------------------------------------------
+# text records: the huatuo style's final response, and open-ended records scored by the rule verifier
+
+OPEN = {"question_id": "o1", "dataset": "HuatuoGPT-o1", "options": [], "answer": "Metformin"}
+
+
+def huatuo(final, thinking="Glucose is high; A and C are wrong."):
+    return f"## Thinking\n\n{thinking}\n\n## Final Response\n\n{final}"
+
+
+@pytest.mark.parametrize("output, style, expected", [
+    # robust, medr1-compat, medevalkit, omnimedvqa, huatuo
+    (huatuo("Metformin."), "huatuo", (True, True, True, True, True)),          # the final response, normalised
+    (huatuo("The answer is metformin"), "huatuo", (True, True, True, True, True)),
+    (huatuo("Insulin"), "huatuo", (False,) * 5),                                 # the verifier says no
+    (huatuo(""), "huatuo", (False,) * 5),                                        # an empty answer is unanswered
+    ("Metformin", "huatuo", (True, False, True, True, True)),                    # malformed: only lenient ones read it
+    ("<think>t</think><answer> metformin </answer>", "think", (True, True, True, True, True)),
+    ("<think>metformin</think><answer>insulin</answer>", "medicalgpt", (False,) * 5),  # the answer, not the thinking
+    ("metformin", "zero-shot", (True, False, True, True, True)),
+])
+def test_open_ended_records_are_scored_by_the_rule_verifier(output, style, expected):
+    scored = score_all(output, [], "Metformin", style=style)
+    assert tuple(scored["correct_by"][name] for name in CONVENTIONS) == expected
+    # What each convention read is the answer text, never a letter; None only when it read nothing.
+    for name, parsed in scored["parsed_by"].items():
+        assert parsed is None or (isinstance(parsed, str) and parsed == parsed.strip() and parsed)
+        assert not scored["correct_by"][name] or parsed is not None
+
+
+def test_open_ended_numbers_with_units_and_the_prediction_line():
+    assert score_all(huatuo("5 mg"), [], "0.005 g", style="huatuo")["correct_by"]["huatuo"]
+    assert not score_all(huatuo("5 g"), [], "0.005 g", style="huatuo")["correct_by"]["huatuo"]
+    line = score_prediction(OPEN, huatuo("metformin"), "huatuo", None, every_convention=True)
+    assert line["parsed"] == "metformin" and line["correct"] is True and line["format_ok"] is True
+    assert line["answer"] == "Metformin" and set(line["correct_by"]) == set(CONVENTIONS)
+    wrong = score_prediction(OPEN, "no headings at all", "huatuo", "robust")
+    assert wrong["parsed"] == "no headings at all" and wrong["correct"] is False and wrong["format_ok"] is False
+    metrics = summarize([line, score_prediction(OPEN, huatuo("insulin"), "huatuo", None, every_convention=True)])
+    assert metrics["accuracy"] == 0.5 and metrics["scoring"]["robust"]["accuracy"] == 0.5
+
+
+def test_the_huatuo_style_reads_the_final_response_of_multiple_choice():
+    from medr1.evaluation.scoring import default_parse
+
+    assert default_parse("huatuo") == "huatuo" and default_parse("think") == default_parse("medicalgpt") == "robust"
+    output = huatuo("B")  # the thinking names A and C; the final response names B
+    assert score_all(output, OPTS, "B", style="huatuo")["parsed_by"] == {
+        "robust": "B", "medr1-compat": None, "medevalkit": "B", "omnimedvqa": "A", "huatuo": "B"}  # omnimedvqa: text
+    assert score_all(output, OPTS, "B", style="think")["parsed_by"]["robust"] is None  # whole output: ambiguous
+    line = score_prediction(RECORD, output, "huatuo", None)
+    assert line["parsed"] == "B" and line["correct"] and line["format_ok"]  # scored by huatuo by default
+    ten = [f"option {i}" for i in range(10)]
+    assert score_prediction({**RECORD, "options": ten, "answer": "J"}, huatuo("The answer is J"), "huatuo",
+                            None)["correct"]

@@ -128,3 +128,51 @@ def test_split_size_property(n, seed, fraction):
     train, test = split_group(records, seed, test_fraction=fraction)
     assert len(test) == round(fraction * n)
     assert sorted(ids(train) + ids(test)) == ids(records)
+
+
+# ---- multi-image records (`images`, e.g. CT slices) and text records -----------------------------
+
+def slices(i, paths):
+    record = rec(i)
+    del record["image"]
+    return {**record, "images": paths}
+
+
+def test_multi_image_records_split_directly_and_their_slices_stay_together():
+    """A record's slices are all its images: under image_disjoint, records sharing any slice (also through a
+    chain of records) land on one side, so shared_images is 0; the default split counts every slice."""
+    from medr1.data.splits import image_units
+
+    records = [slices(i, [f"ct/{i // 3}/s{k}.png" for k in range(3)]) for i in range(60)]  # 3 questions per scan
+    records += [slices(60, ["chain/a.png", "chain/b.png"]), slices(61, ["chain/b.png", "chain/c.png"]),
+                rec(62, image="chain/c.png"), rec(63, image="solo.png")]
+    units = image_units(records)
+    assert sorted(units["chain/a.png"]) == [60, 61, 62] and units["solo.png"] == [63]
+    assert units["ct/0/s0.png"] == [0, 1, 2] and len(units) == 20 + 2
+    train, test = split_group(records, 42, group="CT")
+    assert shared_images(train, test) > 0  # per question: scans are split across sides
+    train, test = split_group(records, 42, group="CT", image_disjoint=True)
+    assert shared_images(train, test) == 0 and test
+    assert sorted(ids(train) + ids(test)) == sorted(ids(records))
+    side = {r["question_id"]: s for s, part in (("train", train), ("test", test)) for r in part}
+    assert len({side[f"q{i:04d}"] for i in (60, 61, 62)}) == 1
+    assert split_group(records[::-1], 42, group="CT", image_disjoint=True) == (train, test)
+    by_modality = make_splits(records, "modality", 42, image_disjoint=True)
+    assert by_modality["CT"] == {"train": train, "test": test}
+
+
+def test_single_image_units_keep_the_splits_they_had():
+    """The unit of a single-image record is its path, the grouping image_disjoint had before multi-image records."""
+    records = _multi_image_records(seed=3)
+    by_image = {}
+    for i, record in enumerate(sorted(records, key=lambda r: r["question_id"])):
+        by_image.setdefault(record["image"], []).append(i)
+    from medr1.data.splits import image_units
+
+    assert image_units(sorted(records, key=lambda r: r["question_id"])) == by_image  # the grouping it had
+
+
+def test_text_records_have_no_images_and_still_split():
+    text = [{k: v for k, v in rec(i).items() if k != "image"} for i in range(10)]
+    train, test = split_group(text, 1, test_fraction=0.3, image_disjoint=True)
+    assert len(test) == 3 and shared_images(train, test) == 0

@@ -8,9 +8,10 @@ processor's min_pixels..max_pixels, in 14-px patches merged 2x2. The rule is fed
 
 The limits a prompt must fit (the tightest wins): the model's context (`max_position_embeddings`) less what
 generation needs (GRPO's max_completion_length, evaluation's max new tokens); SFT's `max_length`, which cuts
-prompt and completion together; a config's `max_prompt_length` where it has one. TRL 1.16's GRPOConfig has
-none and GRPO never cuts a prompt, so without this check a prompt past the context fails, or degrades
-silently, in the middle of a run.
+prompt and completion together; GRPO's and RLOO's `max_prompt_length`, a medr1 recipe setting
+(`MedR1Arguments`, `--max_prompt_length`; unset: the context alone). TRL 1.16's GRPOConfig has no such field
+and GRPO never cuts a prompt, so without this check a prompt past the context fails, or degrades silently, in
+the middle of a run.
 """
 
 from __future__ import annotations
@@ -100,16 +101,27 @@ def _image_token_id(processor, tokenizer) -> int:
     return int(token_id)
 
 
+def _optional_image_token_id(processor, tokenizer) -> int | None:
+    """The image token of a VLM processor, None for a text model's tokenizer (text records need none)."""
+    try:
+        return _image_token_id(processor, tokenizer)
+    except ValueError:
+        return None
+
+
 def prompt_costs(processor, question_ids: Sequence[str], texts: Sequence[str],
                  image_sizes: Sequence[Sequence[tuple[int, int]]]) -> list[PromptCost]:
-    """The tokens of each templated prompt text with its images ((width, height) each, in prompt order)."""
+    """The tokens of each templated prompt text with its images ((width, height) each, in prompt order). Prompts
+    without images (text records) cost their text tokens alone, for a VLM's processor or a text model's tokenizer
+    (which has no image token and no image rule)."""
     tokenizer = getattr(processor, "tokenizer", processor)
-    image_token = _image_token_id(processor, tokenizer)
+    with_images = any(len(sizes) for sizes in image_sizes)
+    image_token = (_image_token_id if with_images else _optional_image_token_id)(processor, tokenizer)
     count = image_token_counter(processor)
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     costs = []
     for question_id, row, sizes in zip(question_ids, ids, image_sizes, strict=True):
-        placeholders = row.count(image_token)
+        placeholders = 0 if image_token is None else row.count(image_token)
         if placeholders != len(sizes):
             raise ValueError(f"record {question_id!r}: its templated prompt holds {placeholders} image placeholders "
                              f"for {len(sizes)} images")
@@ -121,6 +133,9 @@ def prompt_costs(processor, question_ids: Sequence[str], texts: Sequence[str],
 def over_limit_message(worst: PromptCost, n_over: int, n_records: int, limit: Limit, image_setting: str) -> str:
     """The error for prompts over the limit: the worst record, its tokens, the limit and what to change."""
     others = f"; {n_over - 1} more of the {n_records} records are over too" if n_over > 1 else ""
+    if not worst.images:  # a text record: only its text to shorten
+        return (f"record {worst.question_id!r} needs {worst.tokens} prompt tokens (text only, no image) but the limit "
+                f"is {limit.tokens} ({limit.source}){others}. To fit: {limit.advice}, or shorten the question.")
     return (f"record {worst.question_id!r} needs {worst.tokens} prompt tokens ({worst.text_tokens} text + "
             f"{worst.image_tokens} for {worst.images} image{'s' if worst.images != 1 else ''}) but the limit is "
             f"{limit.tokens} ({limit.source}){others}. To fit: {limit.advice}, or give images fewer tokens: a smaller "
@@ -159,10 +174,16 @@ def check_prompt_budget(question_ids: Sequence[str], texts: Sequence[str], image
 
 def dataset_prompts(dataset, processor) -> tuple[list[str], list[str], list[list[str]]]:
     """(question_ids, templated texts, image paths) of a `medr1.data.records.prompt_dataset`, read without
-    decoding its images: the prompt with the generation prompt, or (SFT) prompt and completion as one sequence."""
+    decoding its images: the prompt with the generation prompt, or (SFT) prompt and completion as one sequence.
+    A split of text records has no image columns: every record's list of paths is empty."""
     plain = dataset.with_format(None)
     columns = plain.column_names
-    paths = plain["image_paths"] if "image_paths" in columns else [[path] for path in plain["image_path"]]
+    if "image_paths" in columns:
+        paths = plain["image_paths"]
+    elif "image_path" in columns:
+        paths = [[path] for path in plain["image_path"]]
+    else:
+        paths = [[] for _ in range(len(plain))]
     prompts = plain["prompt"]
     if "completion" in columns:
         texts = [processor.apply_chat_template(prompt + completion, tokenize=False)
@@ -176,8 +197,8 @@ def dataset_prompts(dataset, processor) -> tuple[list[str], list[str], list[list
 def check_dataset_budget(dataset, processor, model_config, data_dir, image_size: int | None, *, reserve: int = 0,
                          max_prompt_length: int | None = None, max_length: int | None = None) -> dict:
     """`check_prompt_budget` for a training `prompt_dataset` (GRPO, SFT): the model's context less `reserve`
-    completion tokens (GRPO's max_completion_length), a config's `max_prompt_length` (TRL 1.16's GRPOConfig has
-    none) and SFT's `max_length` (prompt and completion together)."""
+    completion tokens (GRPO's max_completion_length), the recipe's `max_prompt_length` (medr1's setting: TRL 1.16's
+    GRPOConfig has none) and SFT's `max_length` (prompt and completion together)."""
     from medr1.data.records import image_size_reader
 
     limits = [context_limit(model_config, reserve, "--max_completion_length"),

@@ -54,6 +54,21 @@ def _anyres_one_crop_tokens(config, side: int) -> int:
     return 2 * n * n + n
 
 
+def _single_image_prompts_only(outputs) -> None:
+    """LLaVA-OneVision's processor also returns `batch_num_images` (images per prompt). TRL 1.16's GRPO and RLOO
+    hand every processor output but input_ids and attention_mask to their log-prob pass, whose fixed signature
+    has no such argument (TypeError at the first step). Without it the model reads each image as its prompt's
+    only one (base view plus anyres crops), which is how the processor treated it when every prompt has one
+    image: the key is dropped then. A prompt with several images was processed without crops, so the model
+    would misread it: refused, naming the counts."""
+    counts = outputs.pop("batch_num_images", None)
+    if counts is not None and any(int(n) != 1 for n in counts):
+        raise ValueError(f"LLaVA-OneVision prompts with several images ({[int(n) for n in counts]} images per "
+                         "prompt) cannot train with TRL 1.16's GRPO/RLOO, which drops the processor's "
+                         "batch_num_images; use one image per question for this family (SFT and evaluation take "
+                         "several)")
+
+
 @dataclass(frozen=True)
 class Family:
     """One VLM family: how its checkpoints are laid out and how they see an image."""
@@ -66,8 +81,12 @@ class Family:
     image_tokens_rule: Callable[[Any, int], int]  # (model config, square image side) -> tokens per image
     image_handling: str                     # how the processor sizes an image (the pixel limits to know)
     padding_side: str = "left"              # generation needs every prompt to end where decoding starts
-    # Processor settings medr1 relies on (baked into the tiny checkpoints; pass them to a released processor).
+    # Processor settings medr1 relies on: baked into the tiny checkpoints, and applied by
+    # `medr1.data.model_kinds.load_processing_class` to any checkpoint of the family, over its own processor config.
     processor_defaults: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    # GRPO/RLOO only: edits the processor's output in place before TRL sees it (keys its log-prob pass does not
+    # take); applied by `medr1.train.grpo.rl_processing_class`.
+    rl_processor_rule: Callable[[Any], None] | None = None
 
     @property
     def lora_target_modules(self) -> str:
@@ -114,7 +133,7 @@ FAMILIES: dict[str, Family] = {f.arch: f for f in (
            checkpoints=("llava-hf/llava-onevision-qwen2-0.5b-ov-hf",),
            vision_modules=(*_TOWER, "image_newline"), language_model=_LM, image_tokens_rule=_anyres_one_crop_tokens,
            image_handling="anyres: a base view plus crops on image_grid_pinpoints (one crop for an image up to the "
-                          "encoder's 384 px)"),
+                          "encoder's 384 px)", rl_processor_rule=_single_image_prompts_only),
     Family(arch="internvl", model_types=("internvl",), checkpoints=("OpenGVLab/InternVL3-1B-hf",),
            vision_modules=_TOWER, language_model=_LM, image_tokens_rule=_internvl_tokens,
            image_handling="tiles of the encoder's square (448 px); a square image up to one tile is one tile"),
@@ -137,6 +156,14 @@ def family_for_model_type(model_type: str) -> Family:
         return BY_MODEL_TYPE[model_type]
     known = ", ".join(BY_MODEL_TYPE)
     raise ValueError(f"no VLM family for model_type {model_type!r}; medr1 knows {known} (medr1/data/families.py)")
+
+
+def processor_settings(model_type: str) -> dict[str, Any]:
+    """The processor settings medr1 relies on for a checkpoint of `model_type`, to pass to `from_pretrained`
+    (released SmolVLM checkpoints split images into 4x4 tiles plus a global view; medr1 sees one tile); {} for
+    a family without any and for a model type outside the table."""
+    family = BY_MODEL_TYPE.get(model_type)
+    return dict(family.processor_defaults) if family is not None else {}
 
 
 def family_of(model) -> Family:

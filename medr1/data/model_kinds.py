@@ -44,11 +44,31 @@ def load_model(path, kind: str | None = None, **kwargs):
 
 
 def load_processing_class(path, kind: str | None = None, revision: str | None = None):
-    """The tokenizer of a text model, the processor of a VLM."""
+    """The tokenizer of a text model, the processor of a VLM. A VLM's processor is loaded with the settings its
+    family relies on (`processor_settings`, e.g. Idefics3's `do_image_splitting=False`) over what the checkpoint's
+    processor config says or leaves to the class default: training, evaluation and the budget check all load
+    their processor here, so they see an image the same way."""
     from transformers import AutoProcessor, AutoTokenizer
 
+    from medr1.data.families import processor_settings
+
     kind = kind or checkpoint_kind(path, revision)
-    return (AutoTokenizer if kind == CAUSAL_LM else AutoProcessor).from_pretrained(path, revision=revision)
+    if kind == CAUSAL_LM:
+        return AutoTokenizer.from_pretrained(path, revision=revision)
+    model_type = _model_type(path, revision)
+    settings = processor_settings(model_type) if model_type else {}
+    return AutoProcessor.from_pretrained(path, revision=revision, **settings)
+
+
+def _model_type(path, revision: str | None = None) -> str | None:
+    """The checkpoint's `model_type`, or None for a folder without a model config (a LoRA adapter's, whose saved
+    processor already carries the settings it was trained with)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path, revision=revision).model_type
+    except (OSError, ValueError):
+        return None
 
 
 def tokenizer_of(processing_class):

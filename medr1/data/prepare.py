@@ -31,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 from medr1.data.images import check_image
-from medr1.data.splits import make_splits
+from medr1.data.splits import GROUPS, make_splits, shared_images
 from medr1.sources.omnimedvqa import (
     LETTERS,
     MODALITIES,
@@ -423,20 +423,6 @@ class _Writer:
         self.hashes[rel] = hashlib.sha256(data).hexdigest()
 
 
-def _split_by(records: list[dict], kind: str, seed: int, image_disjoint: bool, test_fraction: float) -> dict:
-    """`make_splits` for every image shape: it sees a multi-image record with `image` = its joined paths (so
-    its images move together under --image-disjoint) and the record itself is handed back."""
-    views = [r if "image" in r else {**r, "image": "\n".join(record_images(r))} for r in records]
-    back = {id(v): r for v, r in zip(views, records)}
-    splits = make_splits(views, kind, seed, image_disjoint, test_fraction)
-    return {g: {side: [back[id(v)] for v in part] for side, part in sides.items()} for g, sides in splits.items()}
-
-
-def _shared_images(train: list[dict], test: list[dict]) -> int:
-    """How many distinct image files appear on both sides (each image of a multi-image record counts)."""
-    return len({p for r in train for p in record_images(r)} & {p for r in test for p in record_images(r)})
-
-
 def _write_json(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=2) + "\n", encoding="utf-8")
@@ -478,7 +464,7 @@ def prepare(
         records = records + extra
     else:
         source = "medr1-split"
-        splits = {kind: _split_by(records, kind, seed, image_disjoint, test_fraction) for kind in ("modality", "task")}
+        splits = {kind: make_splits(records, kind, seed, image_disjoint, test_fraction) for kind in GROUPS}
     records.sort(key=lambda r: r["question_id"])
 
     writer = _Writer(out)
@@ -492,7 +478,7 @@ def prepare(
             split_report[kind][group] = {
                 "train": len(sides["train"]),
                 "test": len(sides["test"]),
-                "shared_images": _shared_images(sides["train"], sides["test"]),
+                "shared_images": shared_images(sides["train"], sides["test"]),
             }
 
     n_raw_kept = len(records) - stats["reconstructed"]

@@ -5,7 +5,8 @@ prompt and the completion format its format reward checks, so a new style is add
 ``{Question}`` is the released ``problem`` string (question, a space, then the rendered options), or what a
 style's own ``problem`` function renders. The text recipes' styles (``TEXT_STYLES``: HuatuoGPT-o1's and
 MedicalGPT's) are kept out of ``STYLES``, the Med-R1 styles the image demo's vocabulary and the prompt tables
-are built from.
+are built from. A style may word the evaluation prompt of an open-ended record (``options: []``) apart
+(``open_eval``): HuatuoGPT-o1 asks a multiple-choice question with its evaluation prompt and an open-ended one bare.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class PromptStyle:
     ``format_pattern`` is matched with ``re.fullmatch(..., re.DOTALL)``; ``format_suffix`` is the literal
     every full match ends with, checked first because the lazy patterns are quadratic on long
     completions that cannot match (many tags, no final closing tag). ``problem(question, options)`` renders
-    ``{Question}`` from a record.
+    ``{Question}`` from a record. ``open_eval`` is the evaluation prompt of an open-ended record (no options);
+    None: ``eval`` for every record.
     """
 
     train: str
@@ -50,6 +52,13 @@ class PromptStyle:
     format_pattern: str
     format_suffix: str
     problem: Callable[[str, list], str] = problem_text
+    open_eval: str | None = None
+
+    def template(self, stage: str, open_ended: bool = False) -> str:
+        """The template of ``stage`` (``"train"`` or ``"eval"``) for a multiple-choice or an open-ended record."""
+        if stage == "eval" and open_ended and self.open_eval is not None:
+            return self.open_eval
+        return getattr(self, stage)
 
 
 STYLES: dict[str, PromptStyle] = {
@@ -111,10 +120,12 @@ def huatuo_problem(question: str, options) -> str:
 _FREE = r"(?:(?!## Thinking|## Final Response\n\n).)*"
 
 TEXT_STYLES: dict[str, PromptStyle] = {
-    # HuatuoGPT-o1: the bare question for training, its evaluation prompt for multiple choice.
+    # HuatuoGPT-o1: the bare question for training, its evaluation prompt for multiple choice, and the bare question
+    # for an open-ended (verifiable) problem at evaluation too: it is no multiple-choice question.
     "huatuo": PromptStyle(
         train="{Question}",
         eval="Please answer the following multiple-choice question:\n{Question}",
+        open_eval="{Question}",
         format_pattern=rf"{_FREE}## Thinking{_FREE}## Final Response\n\n{_FREE}",
         format_suffix="",
         problem=huatuo_problem,
@@ -145,12 +156,12 @@ def get_style(style: str) -> PromptStyle:
         raise ValueError(f"unknown prompt style {style!r}; expected one of {known}") from None
 
 
-def prompt_text(problem: str, style: str = "think", stage: str = "train") -> str:
-    """The user text for ``problem`` in ``style`` at ``stage`` (``"train"`` or ``"eval"``)."""
+def prompt_text(problem: str, style: str = "think", stage: str = "train", open_ended: bool = False) -> str:
+    """The user text for ``problem`` in ``style`` at ``stage`` (``"train"`` or ``"eval"``); ``open_ended``: the
+    problem of a record without options (``options: []``), worded by the style's ``open_eval`` where it has one."""
     if stage not in STAGES:
         raise ValueError(f"unknown prompt stage {stage!r}; expected one of {STAGES}")
-    template = getattr(get_style(style), stage)
-    return template.format(Question=problem)
+    return get_style(style).template(stage, open_ended).format(Question=problem)
 
 
 def zero_shot_prompt_text(problem: str) -> str:
@@ -163,18 +174,21 @@ def build_conversation(
 ) -> list[dict]:
     """The single user turn for a canonical record: its image (one image part per path of a multi-image
     record's ``images``, in order), then the prompt text; for a text record (``modality`` "text", no image) the
-    prompt text alone, as a plain string.
+    prompt text alone, as a plain string. An open-ended record (``options: []``) gets its style's ``open_eval``
+    wording at evaluation.
 
     No system message: the chat template adds its default one, as in the release. A record in the
     released split format (``problem`` instead of ``question``/``options``) is accepted as well.
     """
+    open_ended = False
     if "question" in record and "options" in record:
         problem = get_style(style).problem(record["question"], record["options"])
+        open_ended = isinstance(record["options"], (list, tuple)) and not record["options"]
     elif "problem" in record:
         problem = record["problem"]
     else:
         raise ValueError("record needs 'question' and 'options' (or a released 'problem')")
-    text = zero_shot_prompt_text(problem) if zero_shot else prompt_text(problem, style, stage)
+    text = zero_shot_prompt_text(problem) if zero_shot else prompt_text(problem, style, stage, open_ended)
     if record.get("modality") == TEXT_MODALITY and "image" not in record and MULTI_IMAGE_KEY not in record:
         # Plain string content: text models' chat templates (Qwen2.5, Qwen3, Llama 3.1) expect a string.
         return [{"role": "user", "content": text}]

@@ -1,8 +1,9 @@
 """Splits -> model inputs: read a split written by `medr1 prepare`, attach prompts and lazily loaded images.
 
 A split is named by its path under `DATA_DIR/splits/` without the suffix, e.g. `modality/CT/train` or
-`task/Lesion Grading/test`. Images are decoded only when a row is read, so a 25k-question split costs
-no image memory up front.
+`task/Lesion Grading/test` (OmniMedVQA's, chosen with --modality/--task), `dataset/medqa/train` (the text
+datasets of `medr1 prepare --dataset`, chosen with --split). Images are decoded only when a row is read, so a
+25k-question split costs no image memory up front; text records have none.
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ from pathlib import Path
 from medr1.sources.omnimedvqa import MODALITIES, MULTI_IMAGE_KEY, TASKS, record_images
 
 
-def split_name(modality: str | None = None, task: str | None = None, part: str = "train") -> str:
-    """`modality/CT/train` or `task/Disease Diagnosis/train`; exactly one of modality/task."""
-    if (modality is None) == (task is None):
-        raise ValueError("name exactly one of --modality or --task")
+def split_name(modality: str | None = None, task: str | None = None, part: str = "train",
+               split: str | None = None) -> str:
+    """`modality/CT/train`, `task/Disease Diagnosis/train`, or a split named in full (`split`, e.g.
+    `dataset/medqa/train`); exactly one of modality/task/split. `split` is the training split: `part` "train"
+    gives it as named, any other part its sibling in the same folder (`dataset/medqa/test` for "test")."""
+    if sum(value is not None for value in (modality, task, split)) != 1:
+        raise ValueError("name exactly one of --modality, --task or --split")
+    if split is not None:
+        check_split_name(split)
+        if part == "train":
+            return split
+        folder = split.rpartition("/")[0]
+        return f"{folder}/{part}" if folder else part
     if modality is not None:
         if modality not in MODALITIES:
             raise ValueError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
@@ -27,12 +37,32 @@ def split_name(modality: str | None = None, task: str | None = None, part: str =
     return f"task/{task}/{part}"
 
 
+def check_split_name(split: str) -> str:
+    """`split` when it names a split as `medr1 prepare` writes them (a relative path under `splits/`, no
+    `.jsonl`); ValueError otherwise."""
+    parts = split.split("/") if isinstance(split, str) else [""]
+    if not split or split.startswith("/") or split.endswith(".jsonl") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"--split {split!r}: name a split by its path under DATA_DIR/splits without .jsonl, "
+                         "e.g. dataset/medqa/train or modality/CT/train")
+    return split
+
+
+def available_splits(data_dir: str | Path) -> list[str]:
+    """The names of the split files under `DATA_DIR/splits`, sorted."""
+    root = Path(data_dir) / "splits"
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.jsonl")) if root.is_dir() else []
+
+
 def split_path(data_dir: str | Path, split: str) -> Path:
     path = Path(data_dir) / "splits" / f"{split}.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"split {split!r} not found at {path}; run `medr1 prepare --omnimedvqa ROOT --out {data_dir}` first"
-        )
+        known = available_splits(data_dir)
+        if not known:
+            raise FileNotFoundError(f"split {split!r} not found at {path}: {data_dir} has no splits; run `medr1 "
+                                    f"prepare --omnimedvqa ROOT --out {data_dir}` (or --dataset NAME --input PATH) "
+                                    "first")
+        shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
+        raise FileNotFoundError(f"split {split!r} not found at {path}; {data_dir} has: {shown}")
     return path
 
 

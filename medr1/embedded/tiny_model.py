@@ -324,8 +324,17 @@ def build_qwen2vl_2b(out: Path, image_size: int = 384, endless: bool = False, de
     return out
 
 
+def _text_parts(conversation: list[dict]) -> list[str]:
+    """Every text of a conversation: a plain-string turn (a text record), or each text part of a turn's content
+    list, whatever the number of image parts before it."""
+    return [part for turn in conversation for part in (
+        [turn["content"]] if isinstance(turn["content"], str)
+        else [item["text"] for item in turn["content"] if item.get("type") == "text"])]
+
+
 def corpus_from_records(records_path: Path) -> list[str]:
-    """Texts a compact vocabulary must cover: every prompt style and answer format for the records."""
+    """Texts a compact vocabulary must cover: every prompt style and answer format for the records (image,
+    multi-image and text records alike)."""
     import json
 
     from medr1.data.prompts import PROMPT_STYLES, build_conversation, problem_text, zero_shot_prompt_text
@@ -336,7 +345,7 @@ def corpus_from_records(records_path: Path) -> list[str]:
             record = json.loads(line)
             for style in PROMPT_STYLES:
                 for stage in ("train", "eval"):
-                    texts.append(build_conversation(record, style=style, stage=stage)[0]["content"][1]["text"])
+                    texts += _text_parts(build_conversation(record, style=style, stage=stage))
             texts.append(zero_shot_prompt_text(problem_text(record["question"], record["options"])))
     for letter in "ABCD":
         texts += [f"<think>look</think><answer>{letter}</answer>", f"<answer> {letter} </answer>"]

@@ -42,15 +42,13 @@ def benchmark_names(data_dir: str | Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.endswith("-open"))
 
 
-def benchmark_cell(results: str | Path, model: str, prompt: str, name: str) -> Path:
-    return Path(results) / "benchmarks" / model_slug(model) / prompt / name
+def benchmark_cell(results: str | Path, model: str, prompt: str, name: str, folder: str = "benchmarks") -> Path:
+    return Path(results) / folder / model_slug(model) / prompt / name
 
 
 def run_benchmarks(model: str, data_dir: str | Path, results: str | Path = "results", names=None, prompt="think",
                    **eval_kwargs) -> list[Path]:
     """Evaluate `model` on each benchmark's evaluation split (cells that exist are kept), then write the table."""
-    from medr1.evaluation.evaluate import evaluate
-
     available = benchmark_names(data_dir)
     if not available:
         raise ValueError(f"{data_dir} holds no benchmarks: run `medr1 prepare --benchmark NAME --input PATH --out "
@@ -58,27 +56,42 @@ def run_benchmarks(model: str, data_dir: str | Path, results: str | Path = "resu
     unknown = sorted(set(names or ()) - set(available))
     if unknown:
         raise ValueError(f"{data_dir} has no benchmark {unknown}; it has {', '.join(available)}")
-    for name in names or available:
-        split, out = eval_split(name), benchmark_cell(results, model, prompt, name)
+    evaluate_cells(model, data_dir, {name: eval_split(name) for name in names or available}, results, prompt=prompt,
+                   **eval_kwargs)
+    return write_benchmark_table(results)
+
+
+def evaluate_cells(model: str, data_dir: str | Path, splits: dict[str, str], results: str | Path, prompt="think",
+                   folder: str = "benchmarks", **eval_kwargs) -> dict[str, str]:
+    """`medr1 eval` of `model` on each {name: split} into its cell `results/<folder>/<model>/<prompt>/<name>/` (a
+    finished cell is kept, an interrupted one resumes); {name: "evaluated" | "kept" | "empty"} (an empty or
+    missing split is warned about and not evaluated)."""
+    from medr1.evaluation.evaluate import evaluate
+
+    status = {}
+    for name, split in splits.items():
+        out = benchmark_cell(results, model, prompt, name, folder)
         path = Path(data_dir) / "splits" / f"{split}.jsonl"
         if not path.is_file() or not path.read_text(encoding="utf-8").strip():
             logger.warning("%s: no questions in %s; not evaluated", name, path)
-            continue
-        if (out / "metrics.json").is_file():
+            status[name] = "empty"
+        elif (out / "metrics.json").is_file():
             logger.info("%s: cell %s exists; kept", name, out)
-            continue
-        evaluate(model, data_dir, split, out, prompt=prompt, **eval_kwargs)
-    return write_benchmark_table(results)
+            status[name] = "kept"
+        else:
+            evaluate(model, data_dir, split, out, prompt=prompt, **eval_kwargs)
+            status[name] = "evaluated"
+    return status
 
 
 # ---- the table ----------------------------------------------------------------------------------
 
-def collect_cells(results: str | Path) -> list[dict]:
-    """One row per finished cell under `results/benchmarks/<model>/<prompt>/<benchmark>/`, in path order."""
+def collect_cells(results: str | Path, folder: str = "benchmarks") -> list[dict]:
+    """One row per finished cell under `results/<folder>/<model>/<prompt>/<benchmark>/`, in path order."""
     rows = []
-    for path in sorted((Path(results) / "benchmarks").glob("*/*/*/metrics.json")):
+    for path in sorted((Path(results) / folder).glob("*/*/*/metrics.json")):
         metrics = json.loads(path.read_text(encoding="utf-8"))
-        model, prompt, name = path.parent.relative_to(Path(results) / "benchmarks").parts
+        model, prompt, name = path.parent.relative_to(Path(results) / folder).parts
         rows.append({"model": metrics.get("model", model), "prompt": prompt, "benchmark": name,
                      "split": metrics.get("split", ""), "parse": metrics.get("parse", "robust"), "n": metrics["n"],
                      "accuracy": metrics["accuracy"], "ci95": metrics["ci95"],
@@ -118,15 +131,19 @@ def write_benchmark_table(results: str | Path) -> list[Path]:
     rows = collect_cells(results)
     if not rows:
         logger.warning("no benchmark cells under %s/benchmarks: run `make eval-benchmarks MODEL=...`", results)
-    results.mkdir(parents=True, exist_ok=True)
-    md, csv_path = results / "benchmarks.md", results / "benchmarks.csv"
-    md.write_text(markdown(rows), encoding="utf-8")
-    header, body = table_rows(rows)
+    return write_md_csv(results / "benchmarks", markdown(rows), *table_rows(rows))
+
+
+def write_md_csv(stem: Path, markdown_text: str, header: list[str], body: list[list[str]]) -> list[Path]:
+    """`stem.md` (the markdown text) and `stem.csv` (header and body)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    md, csv_path = stem.with_suffix(".md"), stem.with_suffix(".csv")
+    md.write_text(markdown_text, encoding="utf-8")
     with open(csv_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(body)
-    logger.info("wrote %s and %s (%d cells)", md, csv_path, len(rows))
+    logger.info("wrote %s and %s (%d rows)", md, csv_path, len(body))
     return [md, csv_path]
 
 

@@ -5,7 +5,9 @@ that this overlaps model time. Predictions are appended to `DIR/predictions.json
 so a rerun after a crash continues where it stopped; `DIR/metrics.json` is written at the end.
 Under `torchrun --nproc_per_node N` or `accelerate launch`, the questions are shared over the processes
 (medr1/evaluation/sharding.py) and the files are the ones a 1-process run writes.
-Scoring uses the same answer parser as the training reward.
+Scoring uses the same answer parser as the training reward. Text records work the same way, with the text prompt
+styles (`--prompt huatuo | medicalgpt`, scored by HuatuoGPT-o1's extraction by default in `huatuo`); open-ended
+records (`options: []`) are scored by the rule verifier (medr1/evaluation/scoring.py).
 """
 
 from __future__ import annotations
@@ -19,13 +21,22 @@ import time
 from pathlib import Path
 
 from medr1.data.model_kinds import tokenizer_of
-from medr1.evaluation.scoring import CONVENTIONS, complete_scoring, convention, score_all, scoring_summary
+from medr1.data.prompts import TEXT_STYLES
+from medr1.evaluation.scoring import (
+    CONVENTIONS,
+    complete_scoring,
+    convention,
+    default_parse,
+    is_open_ended,
+    score_all,
+    scoring_summary,
+)
 from medr1.evaluation.sharding import current_world, finish_merge, join, read_progress, shard, shard_path
-from medr1.sources.omnimedvqa import record_images
+from medr1.sources.omnimedvqa import MULTI_IMAGE_KEY, record_images
 
 logger = logging.getLogger(__name__)
 
-PROMPTS = ("think", "nothink", "think-after", "zero-shot")
+PROMPTS = ("think", "nothink", "think-after", "zero-shot", *TEXT_STYLES)
 ENGINES = ("hf", "vllm")
 VLLM_MAX_MODEL_LEN = 4096  # the context `--engine vllm` gives each prompt and its completion
 # The released scoring: the word inside <answer>\s*(\w+)\s*</answer>, a missing tag is wrong. These two are
@@ -35,14 +46,22 @@ PARSE_MODES = {"robust": "robust", "medr1-compat": "medr1-compat-eval"}
 
 # ---- pure scoring -------------------------------------------------------------------------------
 
-def score_prediction(record: dict, output: str, prompt: str, parse: str, prompt_text: str | None = None, *,
+def images_of(record: dict) -> list[str]:
+    """A record's image paths in prompt order; none for a text record."""
+    return record_images(record) if "image" in record or MULTI_IMAGE_KEY in record else []
+
+
+def score_prediction(record: dict, output: str, prompt: str, parse: str | None, prompt_text: str | None = None, *,
                      every_convention: bool = False) -> dict:
-    """One prediction line: `parsed`/`correct` by the chosen convention `parse`; with `every_convention`
-    (what `medr1 eval` writes) also `parsed_by`/`correct_by` by each of medr1.evaluation.scoring.CONVENTIONS."""
+    """One prediction line: `parsed`/`correct` by the chosen convention `parse` (None: the prompt's default,
+    `medr1.evaluation.scoring.default_parse`); with `every_convention` (what `medr1 eval` writes) also
+    `parsed_by`/`correct_by` by each of medr1.evaluation.scoring.CONVENTIONS. An open-ended record's `parsed` is
+    its answer text and `correct` the rule verifier's verdict."""
     from medr1.rewards.functions import format_reward
 
+    parse = parse or default_parse(prompt)
     convention(parse)
-    scored = score_all(output, record["options"], record["answer"])
+    scored = score_all(output, record["options"], record["answer"], style=prompt)
     formatted = None if prompt == "zero-shot" else bool(format_reward([output], style=prompt)[0])
     return {
         "question_id": record["question_id"],
@@ -170,10 +189,11 @@ class _Batches:
     def __call__(self, records):
         texts = prompt_texts(self.processor, records, self.prompt, self.stage)
         # One list per record, in prompt order: a flat list reads as one prompt's images to some processors
-        # (Gemma 3). Text records have none.
-        images = [[self.load_image(path) for path in record_images(r)]
-                  for r in records if "image" in r or "images" in r]
-        inputs = self.processor(text=texts, **({"images": images} if images else {}), padding=True, return_tensors="pt")
+        # (Gemma 3). Text records have none; their templated text already holds any BOS token (Llama 3.1), so the
+        # tokenizer adds none, as TRL's trainers tokenize.
+        images = [[self.load_image(path) for path in images_of(r)] for r in records if images_of(r)]
+        extra = {"images": images} if images else {"add_special_tokens": False}
+        inputs = self.processor(text=texts, **extra, padding=True, return_tensors="pt")
         return records, texts, inputs
 
 
@@ -249,9 +269,9 @@ def batch_loader(processor, records, load_image, prompt, stage, batch_size, num_
 
 def generate_hf(model_path, records, load_image, prompt, stage, batch_size, max_new_tokens, num_workers, on_batch,
                 samples: int = 1, processor=None, cache: ModelCache | None = None):
-    from transformers import AutoProcessor
+    from medr1.data.model_kinds import load_processing_class
 
-    processor = processor or AutoProcessor.from_pretrained(model_path)
+    processor = processor or load_processing_class(model_path)
     # Workers start (and fill their prefetch queue) before the model loads, so image decoding overlaps
     # the load, and the forked workers do not map the model's memory (a cached model: loaded already).
     batches = iter(batch_loader(processor, records, load_image, prompt, stage, batch_size, num_workers))
@@ -260,9 +280,11 @@ def generate_hf(model_path, records, load_image, prompt, stage, batch_size, max_
 
 
 def evaluate_in_memory(model, processor, records, load_image, prompt="think", stage="eval", batch_size=16,
-                       max_new_tokens=256, parse="robust") -> dict:
+                       max_new_tokens=256, parse=None) -> dict:
     """Greedy accuracy of a loaded model on `records` (e.g. during training): `summarize`'s metrics, nothing
-    written. The model is put in eval mode for the duration and the tokenizer's padding side restored."""
+    written; scored as `medr1 eval` scores (`parse` None: the prompt's default convention; open-ended records by the
+    rule verifier). The model is put in eval mode for the duration and the tokenizer's padding side restored."""
+    parse = parse or default_parse(prompt)
     predictions = []
 
     def on_batch(batch_records, outputs, texts):
@@ -285,13 +307,15 @@ def generate_vllm(model_path, records, load_image, prompt, stage, batch_size, ma
         from vllm import LLM, SamplingParams
     except ImportError as error:
         raise SystemExit("--engine vllm needs the vllm extra: pip install -e '.[vllm]' (GPU only)") from error
-    from transformers import AutoProcessor
+    from medr1.data.model_kinds import load_processing_class
 
-    processor = processor or AutoProcessor.from_pretrained(model_path)
-    most_images = max(len(record_images(r)) for r in records)
+    processor = processor or load_processing_class(model_path)
+    most_images = max(len(images_of(r)) for r in records)
     # An engine made for as many images per prompt as these records need (or more) is reused.
+    # Text records (no images): no multimodal limit, which text-only models do not take.
+    limits = {"limit_mm_per_prompt": {"image": most_images}} if most_images else {}
     _, llm = (cache or ModelCache()).get(model_path, "vllm", lambda: (most_images, LLM(
-        model=str(model_path), limit_mm_per_prompt={"image": most_images}, max_model_len=VLLM_MAX_MODEL_LEN)),
+        model=str(model_path), max_model_len=VLLM_MAX_MODEL_LEN, **limits)),
         fits=lambda entry: entry[0] >= most_images)
     params = (SamplingParams(temperature=1.0, n=samples, max_tokens=max_new_tokens) if samples > 1
               else SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
@@ -300,7 +324,8 @@ def generate_vllm(model_path, records, load_image, prompt, stage, batch_size, ma
     for start in range(0, len(records), chunk):
         part = records[start:start + chunk]
         texts = prompt_texts(processor, part, prompt, stage)
-        inputs = [{"prompt": t, "multi_modal_data": {"image": vllm_images(r, load_image)}} for t, r in zip(texts, part)]
+        inputs = [{"prompt": t, **({"multi_modal_data": {"image": vllm_images(r, load_image)}} if images_of(r)
+                                   else {})} for t, r in zip(texts, part)]  # text records: the prompt alone
         outputs = llm.generate(inputs, params, use_tqdm=False)
         decoded = [[c.text for c in o.outputs] if samples > 1 else o.outputs[0].text for o in outputs]
         on_batch(part, decoded, texts)
@@ -308,7 +333,7 @@ def generate_vllm(model_path, records, load_image, prompt, stage, batch_size, ma
 
 def vllm_images(record: dict, load_image):
     """A record's `multi_modal_data` image entry: one image, or a list in prompt order (multi-image)."""
-    images = [load_image(path) for path in record_images(record)]
+    images = [load_image(path) for path in images_of(record)]
     return images[0] if len(images) == 1 else images
 
 
@@ -319,13 +344,14 @@ def check_eval_budget(model, records, data_dir, prompt, stage, image_size, max_n
                       cache: ModelCache | None = None):
     """The processor, once no record's prompt plus `max_new_tokens` is over the model's context (or vLLM's
     max_model_len); ValueError naming the record otherwise (`medr1.data.budget`)."""
-    from transformers import AutoConfig, AutoProcessor
+    from transformers import AutoConfig
 
     from medr1.data.budget import Limit, check_prompt_budget, context_limit
+    from medr1.data.model_kinds import load_processing_class
     from medr1.data.records import image_size_reader
 
     cache = cache or ModelCache()
-    processor = cache.get(model, "processor", lambda: AutoProcessor.from_pretrained(model))
+    processor = cache.get(model, "processor", lambda: load_processing_class(model))
     config = cache.get(model, "config", lambda: AutoConfig.from_pretrained(model))
     limits = [context_limit(config, max_new_tokens, "--max-new-tokens")]
     if engine == "vllm":
@@ -333,7 +359,7 @@ def check_eval_budget(model, records, data_dir, prompt, stage, image_size, max_n
                             f"vLLM's max_model_len {VLLM_MAX_MODEL_LEN} less max-new-tokens {max_new_tokens}",
                             "lower --max-new-tokens"))
     check_prompt_budget([r["question_id"] for r in records], prompt_texts(processor, records, prompt, stage),
-                        [record_images(r) for r in records], processor, image_size_reader(data_dir, image_size),
+                        [images_of(r) for r in records], processor, image_size_reader(data_dir, image_size),
                         limits, image_setting="--image-size")
     return processor
 
@@ -341,10 +367,11 @@ def check_eval_budget(model, records, data_dir, prompt, stage, image_size, max_n
 # ---- the stage ----------------------------------------------------------------------------------
 
 def evaluate(model, data_dir, split, out, prompt="think", engine="hf", batch_size=16, limit=None,
-             parse="robust", image_size=384, max_new_tokens=256, num_workers=2, stage="eval",
+             parse=None, image_size=384, max_new_tokens=256, num_workers=2, stage="eval",
              cache: ModelCache | None = None) -> dict:
     """`out/predictions.jsonl` and `out/metrics.json` of `model` on `split`; `cache` keeps the loaded model for
-    the next call. Launched as N processes, each decodes its share (medr1/evaluation/sharding.py), rank 0
+    the next call; `parse` None scores by the prompt's default convention (`huatuo` for the huatuo prompt, else
+    `robust`). Launched as N processes, each decodes its share (medr1/evaluation/sharding.py), rank 0
     merges and scores, and every rank returns the metrics."""
     from tqdm import tqdm
 
@@ -352,6 +379,7 @@ def evaluate(model, data_dir, split, out, prompt="think", engine="hf", batch_siz
 
     if prompt not in PROMPTS:
         raise ValueError(f"unknown prompt {prompt!r}; choose one of {PROMPTS}")
+    parse = parse or default_parse(prompt)
     if parse not in CONVENTIONS:
         raise ValueError(f"unknown parse mode {parse!r}; choose one of {tuple(CONVENTIONS)}")
     world = current_world()
@@ -401,6 +429,7 @@ def evaluate(model, data_dir, split, out, prompt="think", engine="hf", batch_siz
             **summarize(predictions),
             "model": str(model), "split": split, "prompt": prompt, "prompt_stage": stage, "parse": parse,
             "engine": engine, "image_size": image_size, "max_new_tokens": max_new_tokens,
+            "open_ended": sum(is_open_ended(r["options"]) for r in records),  # scored by the rule verifier
             "seconds_this_run": seconds, "questions_this_run": sum(by_rank),
             "world_size": world.size, "questions_by_rank": by_rank,
         }
@@ -416,8 +445,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES, default="hf")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--limit", type=int, help="evaluate only the first N questions")
-    parser.add_argument("--parse", choices=tuple(CONVENTIONS), default="robust",
-                        help="the scoring convention of the top-level accuracy (every one is in `scoring`)")
+    parser.add_argument("--parse", choices=tuple(CONVENTIONS), default=None,
+                        help="the scoring convention of the top-level accuracy (every one is in `scoring`; default: "
+                             "huatuo for --prompt huatuo, else robust)")
     parser.add_argument("--image-size", type=int, default=384)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers decoding images")
@@ -429,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medr1 eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="checkpoint directory (or hub id where online)")
     parser.add_argument("--data", required=True, type=Path, help="DATA_DIR written by `medr1 prepare`")
-    parser.add_argument("--split", required=True, help="e.g. modality/CT/test or 'task/Lesion Grading/test'")
+    parser.add_argument("--split", required=True,
+                        help="e.g. modality/CT/test, 'task/Lesion Grading/test' or dataset/medqa/test (text)")
     parser.add_argument("--out", required=True, type=Path)
     add_arguments(parser)
     args = parser.parse_args(argv)

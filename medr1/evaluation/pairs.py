@@ -1,13 +1,15 @@
 """On-policy preference pairs: `medr1 pairs --model M --data DATA_DIR --split modality/CT/train --k 4 --out F.jsonl`.
 
-Samples k completions per training question (images included) with the training prompt, as `medr1 passrate`
-does, scores each with the training rewards (format + accuracy of the prompt style), and pairs a correct
+Samples k completions per training question (images included; a text split with a text style, e.g. `--split
+dataset/huatuo-verifiable/train --prompt huatuo`) with the training prompt, as `medr1 passrate` does
+(medr1/evaluation/sampling.py), scores each with the training rewards (format + accuracy of the prompt style; an
+open-ended record's accuracy is the rule verifier's verdict, as `medr1 eval` scores it), and pairs a correct
 completion (the best-scored one) with an incorrect one (the worst-scored one): :func:`pair_for`. One line per
 question: `question_id`, `chosen`, `rejected`, their rewards, `n_correct`, `k`; a question with no such pair
 (all k right, or all k wrong) gets a line with `unpaired` (`all_correct` | `all_wrong`) instead, so that it is
 counted, not silently dropped, and a rerun does not sample it again (resumable: questions in F are skipped).
 The counts go to the log and to `F.report.json`. `medr1 dpo --train_file F --data_dir DATA_DIR --modality CT`
-trains on the pairs (the prompt and image are read back from the split).
+(or `--split S`, the split sampled) trains on the pairs (the prompt and image are read back from the split).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import argparse
 import json
 import logging
 from pathlib import Path
+
+from medr1.evaluation.sampling import sample_split, samples_correct, sampling_styles
 
 logger = logging.getLogger(__name__)
 
@@ -40,19 +44,14 @@ def pair_for(samples: list[str], correct: list[bool], scores: list[float]) -> di
 
 
 def score_samples(samples: list[str], record: dict, style: str, parse: str) -> tuple[list[bool], list[float]]:
-    """(correct by the training accuracy reward, total training reward) of each sample."""
-    from medr1.rewards.functions import reward_functions
+    """(correct, total training reward) of each sample: correct by the training accuracy reward (an open-ended
+    record: by the rule verifier, `medr1.evaluation.sampling.samples_correct`), the total its format reward plus
+    1.0 when correct."""
+    from medr1.rewards.functions import format_reward
 
-    n = len(samples)
-    kwargs = {"answer": [record["answer"]] * n, "options": [record["options"]] * n}
-    totals = [0.0] * n
-    correct = [False] * n
-    for func in reward_functions(style=style, mode=parse):
-        values = func(samples, **kwargs)
-        totals = [t + float(v) for t, v in zip(totals, values, strict=True)]
-        if func.__name__ == "accuracy_reward":
-            correct = [float(v) >= 1.0 for v in values]
-    return correct, totals
+    correct = samples_correct(samples, record, style, parse)
+    formats = format_reward(samples, style=style)
+    return correct, [float(f) + float(c) for f, c in zip(formats, correct, strict=True)]
 
 
 def pair_summary(lines: list[dict]) -> dict:
@@ -68,36 +67,20 @@ def make_pairs(model, data_dir, split, out, k=4, style="think", parse="robust", 
                max_new_tokens=256, batch_size=8, num_workers=2, engine="hf", tokenizer=None) -> dict:
     """Write `out` (and `out.report.json`); with a `tokenizer`, each line also counts its k samples' tokens
     (`completion_tokens`, summed in the summary)."""
-    from medr1.data.records import image_loader, load_split
-    from medr1.evaluation.evaluate import ENGINE_FUNCS, append_predictions, longest_first, read_done
-
     if k < 2:
         raise ValueError("k must be at least 2: one sample cannot be both correct and incorrect")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    records = load_split(data_dir, split, limit)
-    done = {p["question_id"] for p in read_done(out)}
-    pending = [r for r in records if r["question_id"] not in done]
-    if done:
-        logger.info("%s: %d of %d questions already sampled; continuing", out, len(records) - len(pending),
-                    len(records))
 
-    def on_batch(batch_records, samples, texts):
-        lines = []
-        for record, outputs in zip(batch_records, samples, strict=True):
-            correct, scores = score_samples(outputs, record, style, parse)
-            tokens = {} if tokenizer is None else {"completion_tokens": sum(
-                len(ids) for ids in tokenizer(list(outputs), add_special_tokens=False)["input_ids"])}
-            lines.append({"question_id": record["question_id"], "split": split, "k": k,
-                          **pair_for(outputs, correct, scores), **tokens})
-        append_predictions(out, lines)
+    def line_of(record, outputs):
+        correct, scores = score_samples(outputs, record, style, parse)
+        tokens = {} if tokenizer is None else {"completion_tokens": sum(
+            len(ids) for ids in tokenizer(list(outputs), add_special_tokens=False)["input_ids"])}
+        return {"question_id": record["question_id"], "split": split, "k": k, **pair_for(outputs, correct, scores),
+                **tokens}
 
-    if pending:
-        ENGINE_FUNCS[engine](model, longest_first(pending), image_loader(data_dir, image_size), style, "train",
-                             batch_size, max_new_tokens, num_workers, on_batch, samples=k)
-    wanted = {r["question_id"] for r in records}
-    summary = {"model": str(model), "split": split, "k": k, "style": style,
-               **pair_summary([p for p in read_done(out) if p["question_id"] in wanted])}
+    lines = sample_split(model, data_dir, split, out, k, style, line_of, limit=limit, image_size=image_size,
+                         max_new_tokens=max_new_tokens, batch_size=batch_size, num_workers=num_workers, engine=engine)
+    summary = {"model": str(model), "split": split, "k": k, "style": style, **pair_summary(lines)}
     report = out.with_name(out.name + ".report.json")
     report.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     logger.info("pairs of %s on %s: %d pairs from %d questions; %d unpaired (%d all correct, %d all wrong) -> %s",
@@ -107,16 +90,16 @@ def make_pairs(model, data_dir, split, out, k=4, style="think", parse="robust", 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medr1.data.prompts import PROMPT_STYLES
     from medr1.evaluation.evaluate import ENGINES, PARSE_MODES
 
     parser = argparse.ArgumentParser(prog="medr1 pairs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True, type=Path, help="DATA_DIR written by `medr1 prepare`")
-    parser.add_argument("--split", required=True, help="e.g. modality/CT/train")
+    parser.add_argument("--split", required=True, help="e.g. modality/CT/train or dataset/huatuo-verifiable/train")
     parser.add_argument("--out", required=True, type=Path, help="JSONL of pairs (appended, resumable)")
     parser.add_argument("--k", type=int, default=4, help="completions sampled per question")
-    parser.add_argument("--prompt", choices=PROMPT_STYLES, default="think", help="the training prompt style")
+    parser.add_argument("--prompt", choices=sampling_styles(), default="think",
+                        help="the training prompt style (huatuo | medicalgpt on text splits)")
     parser.add_argument("--parse", choices=tuple(PARSE_MODES), default="robust",
                         help="the training reward's answer parsing")
     parser.add_argument("--limit", type=int)

@@ -6,6 +6,13 @@ convention in `CONVENTIONS`), and `metrics.json` carries `scoring` ({name: accur
 answered_rate}); the top-level accuracy stays the convention chosen with `--parse`. The rules themselves
 are pure functions in `medr1.rewards.answers`.
 
+Two things depend on the prompt style (`style`, the `medr1 eval --prompt`): in HuatuoGPT-o1's `huatuo` style every
+convention reads the final response (the text after `## Final Response`) of a well-formed output, else the whole
+output. Open-ended records (`options: []`, `answer` the reference text) have no letter to read: each convention's
+answer is the style's final response (`medr1.rewards.verifiers.final_response`: after `## Final Response`, or the
+`<answer>` span), and the lenient conventions fall back to the whole output; the rule verifier
+(`medr1.rewards.verifiers.rule_verdict`, the offline `verifier: rule` of training) decides whether it is right.
+
 `medr1 rescore` re-scores an existing cell in place, without generating: older cells gain `parsed_by`,
 `correct_by` and `scoring`; every other field is kept; both files are replaced atomically.
 """
@@ -19,18 +26,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from medr1.rewards.answers import JUDGES, is_correct, judge_is_correct, parse_answer_letter
+from medr1.rewards.answers import JUDGES, huatuo_final_response, is_correct, judge_is_correct, parse_answer_letter
+from medr1.rewards.verifiers import final_response, rule_verdict
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Convention:
-    """One scoring convention: its answer rule (an answers-module mode or judge) and who published with it."""
+    """One scoring convention: its answer rule (an answers-module mode or judge), who published with it, and how it
+    reads an open-ended answer: `strict` (the style's final response only) or `lenient` (else the whole output)."""
 
     rule: str
     summary: str
     published: str
+    open_ended: str = "lenient"
 
 
 CONVENTIONS: dict[str, Convention] = {
@@ -39,14 +49,19 @@ CONVENTIONS: dict[str, Convention] = {
         "medr1 default"),
     "medr1-compat": Convention(
         "medr1-compat-eval", "the released Med-R1 scripts: the word inside <answer>\\s*(\\w+)\\s*</answer>",
-        "Med-R1 paper"),
+        "Med-R1 paper", open_ended="strict"),
     "medevalkit": Convention(
         "medevalkit", "MedEvalKit's judge: answer phrase, bare letter, contained option text, most similar option",
         "Lingshu / MedEvalKit-based tables"),
     "omnimedvqa": Convention(
         "omnimedvqa", "OmniMedVQA's score: the option most similar to the raw output (difflib ratio)",
         "OmniMedVQA paper"),
+    "huatuo": Convention(
+        "huatuo", "HuatuoGPT-o1's evaluation: the final response, `answer is X`, a delimited bare letter, an option's "
+        "text, else the most similar option (A-J)", "HuatuoGPT-o1 paper"),
 }
+# The convention a prompt style is scored by when none is chosen (`medr1 eval --parse`).
+DEFAULT_PARSE = {"huatuo": "huatuo"}
 
 
 class RescoreError(ValueError):
@@ -62,27 +77,62 @@ def convention(name: str) -> Convention:
         raise ValueError(f"unknown scoring convention {name!r}; choose one of {tuple(CONVENTIONS)}") from None
 
 
-def choice(name: str, output: str, options) -> str | None:
-    """What convention `name` reads as the answer of `output` (None: unanswered)."""
+def default_parse(prompt: str) -> str:
+    """The convention `prompt` is scored by unless one is chosen: HuatuoGPT-o1's for `huatuo`, else `robust`."""
+    return DEFAULT_PARSE.get(prompt, "robust")
+
+
+def is_open_ended(options) -> bool:
+    """An open-ended record's options: an empty list (`None`, options unknown, is not open-ended)."""
+    return options is not None and not isinstance(options, str) and len(options) == 0
+
+
+def answer_text(output, style: str):
+    """What the letter conventions read: in the `huatuo` style the final response of a well-formed output, else
+    the output itself."""
+    final = huatuo_final_response(output) if style == "huatuo" else None
+    return output if final is None else final
+
+
+def open_response(name: str, output, style: str = "think") -> str | None:
+    """The answer convention `name` reads from `output` for an open-ended record: the style's final response; a
+    lenient convention takes the whole output when there is none. None: unanswered (also for an empty answer)."""
+    response = final_response(output, style)
+    if response is None and convention(name).open_ended == "lenient" and isinstance(output, str):
+        response = output.strip()
+    return response or None
+
+
+def choice(name: str, output: str, options, style: str = "think") -> str | None:
+    """What convention `name` reads as the answer of `output` (None: unanswered): a letter, or for an open-ended
+    record (no options) the answer text."""
+    if is_open_ended(options):
+        return open_response(name, output, style)
     rule = convention(name).rule
+    text = answer_text(output, style)
     if rule in JUDGES:
-        return JUDGES[rule](output, options)
-    return parse_answer_letter(output, options, mode=rule)
+        return JUDGES[rule](text, options)
+    return parse_answer_letter(text, options, mode=rule)
 
 
-def correct(name: str, output: str, answer: str, options) -> bool:
-    """Whether convention `name` scores `output` correct for the gold letter `answer`."""
+def correct(name: str, output: str, answer: str, options, style: str = "think") -> bool:
+    """Whether convention `name` scores `output` correct for the gold letter `answer`, or for an open-ended record
+    whether the rule verifier accepts its answer (`open_response`) for the reference text `answer`."""
+    if is_open_ended(options):
+        response = open_response(name, output, style)
+        return response is not None and rule_verdict(response, answer)
     rule = convention(name).rule
+    text = answer_text(output, style)
     if rule in JUDGES:
-        return bool(judge_is_correct(rule, output, answer, options))
-    return bool(is_correct(output, answer, options, mode=rule))
+        return bool(judge_is_correct(rule, text, answer, options))
+    return bool(is_correct(text, answer, options, mode=rule))
 
 
-def score_all(output: str, options, answer: str) -> dict:
-    """`{"parsed_by": {name: choice}, "correct_by": {name: bool}}` over every convention."""
+def score_all(output: str, options, answer: str, style: str = "think") -> dict:
+    """`{"parsed_by": {name: choice}, "correct_by": {name: bool}}` over every convention, in prompt `style`."""
     return {
-        "parsed_by": {name: choice(name, output, options) for name in CONVENTIONS},
-        "correct_by": {name: correct(name, output, answer, options) for name in CONVENTIONS},
+        "parsed_by": {name: choice(name, output, options, style) for name in CONVENTIONS},
+        "correct_by": {name: correct(name, output, answer, options, style) for name in CONVENTIONS},
     }
 
 
@@ -161,7 +211,8 @@ def rescore_cell(cell: str | Path, data_dir: str | Path) -> dict:
     metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     if "split" not in metrics:
         raise RescoreError(f"{metrics_path}: no 'split' field, so the records to score against are unknown")
-    parse, prompt = metrics.get("parse", "robust"), metrics.get("prompt", "think")
+    prompt = metrics.get("prompt", "think")
+    parse = metrics.get("parse") or default_parse(prompt)
     convention(parse)
     records = {r["question_id"]: r for r in load_split(data_dir, metrics["split"])}
     predictions = rescore_predictions(read_done(predictions_path), records, prompt, parse, where=str(predictions_path))

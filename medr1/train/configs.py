@@ -13,12 +13,22 @@ class MedR1Arguments:
     data_dir: str = field(default="data/synth", metadata={"help": "DATA_DIR written by `medr1 prepare`"})
     modality: str | None = field(default=None, metadata={"help": "train on this modality's train split"})
     task: str | None = field(default=None, metadata={"help": "train on this task's train split"})
+    split: str | None = field(
+        default=None, metadata={"help": "train on this split, named by its path under DATA_DIR/splits (e.g. "
+                                        "dataset/medqa/train: the text datasets), instead of modality or task"})
+    eval_split: str | None = field(
+        default=None, metadata={"help": "with split: the held-out split of eval_every_steps (default: the sibling "
+                                        "test split, e.g. dataset/medqa/test)"})
     prompt_style: str = field(default="think", metadata={"help": "think | nothink | think-after | huatuo"})
     answer_parsing: str = field(
         default="robust", metadata={"help": "robust | medr1-compat (the released reward's exact rule)"}
     )
     image_size: int = field(default=384, metadata={"help": "images are resized to this square side"})
     max_train_samples: int | None = field(default=None, metadata={"help": "use only the first N questions"})
+    max_prompt_length: int | None = field(
+        default=None, metadata={"help": "GRPO/RLOO: the most tokens a prompt (text + image tokens) may have, checked "
+                                        "before training (TRL 1.16 never cuts a prompt); default: the model's "
+                                        "context less max_completion_length"})
     freeze_vision_tower: bool = field(default=False, metadata={"help": "train only the language model"})
     collapse_patience: int = field(
         default=5,
@@ -93,5 +103,6 @@ class MedR1Arguments:
     resume: bool = field(default=False, metadata={"help": "pt, rm, dpo: resume from the last checkpoint in output_dir"})
 
     def target(self) -> str:
-        """The folder name of the training domain: the modality or task."""
-        return self.modality or self.task or "all"
+        """The folder name of the training domain: the modality or task, or the split with `-` for `/`
+        (`dataset-medqa-train`)."""
+        return self.modality or self.task or (self.split.replace("/", "-") if self.split else "all")

@@ -1,4 +1,4 @@
-"""DPO: `medr1 dpo --config configs/dpo/tiny_cpu.yaml --train_file pairs.jsonl [--modality CT]`.
+"""DPO: `medr1 dpo --config configs/dpo/tiny_cpu.yaml --train_file pairs.jsonl [--modality CT | --split S]`.
 
 TRL's `DPOTrainer` with LoRA and the implicit reference model (the policy with its adapter disabled; no second
 copy), as MedicalGPT trains DPO. `train_file` is JSONL in one of two formats, told apart per record:
@@ -8,8 +8,9 @@ MedicalGPT's pairs
     `rejected` (strings): text records.
 on-policy pairs (`medr1 pairs`)
     `question_id`, `chosen`, `rejected`: the prompt (and the image) are rebuilt from the record of that question in
-    `data_dir`'s training split of `modality`/`task`, in the recipe's `prompt_style`, so image records train as
-    vision DPO. Lines marked `unpaired` (no correct/incorrect pair among the samples) are counted and skipped.
+    `data_dir`'s training split (of `modality`, `task`, or `split`, e.g. `dataset/huatuo-verifiable/train`, as GRPO
+    and SFT name it), in the recipe's `prompt_style`, so image records train as vision DPO and text records as text
+    DPO. Lines marked `unpaired` (no correct/incorrect pair among the samples) are counted and skipped.
 
 A record that fits neither, or names a question the split lacks, stops the run with its file and line.
 """
@@ -49,9 +50,10 @@ def split_pairs(rows: list[tuple[str, dict]]) -> tuple[list[dict], list[tuple[st
 
 def on_policy_rows(on_policy: list[tuple[str, dict]], script_args) -> list[dict]:
     """Preference rows of `medr1 pairs` lines: each question's training prompt (with `image_path(s)`) from the split."""
-    from medr1.data.records import load_split, prompt_rows, split_name
+    from medr1.data.records import load_split, prompt_rows
+    from medr1.train.grpo import training_split
 
-    split = split_name(script_args.modality, script_args.task, "train")
+    split = training_split(script_args)
     records = {r["question_id"]: r for r in load_split(script_args.data_dir, split)}
     chosen = []
     for where, entry in on_policy:

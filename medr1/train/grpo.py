@@ -1,4 +1,5 @@
-"""GRPO training on one modality or task: `medr1 train --config configs/grpo/<recipe>.yaml --modality CT`.
+"""GRPO training on one modality, task or split: `medr1 train --config configs/grpo/<recipe>.yaml --modality CT`
+(or `--split dataset/medqa/train`, a text dataset's split from `medr1 prepare --dataset`).
 
 TRL's `GRPOTrainer` is the engine; this module supplies the data (split -> prompts + images), the
 rule-based rewards, the output layout (`outputs/grpo/<modality-or-task>/`), resume, and a guard that
@@ -12,6 +13,7 @@ import json
 import logging
 import random
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from medr1.train.monitors import HeldOutAccuracy, with_domain_metrics
 logger = logging.getLogger(__name__)
 
 COLLAPSE_EXIT_CODE = 3
+DEPRECATED_PROPERTY_WARNING = r"`is_gradient_checkpointing` is deprecated"
 
 
 class CollapseError(RuntimeError):
@@ -195,6 +198,29 @@ def load_policy(model_args, script_args):
     return model, processor
 
 
+def rl_processing_class(processor, model):
+    """The processing class GRPO/RLOO get: `processor` itself, or, for a family with an `rl_processor_rule`
+    (LLaVA-OneVision: `medr1/data/families.py`), the same object with its outputs passed through the rule. The
+    class keeps its name and module, so the saved processor loads as the family's own."""
+    from medr1.data.families import BY_MODEL_TYPE
+
+    family = BY_MODEL_TYPE.get(model.config.model_type)
+    rule = family.rl_processor_rule if family is not None else None
+    if rule is None:
+        return processor
+    base = type(processor)
+
+    def __call__(self, *args, **kwargs):
+        outputs = base.__call__(self, *args, **kwargs)
+        rule(outputs)
+        return outputs
+
+    processor.__class__ = type(base.__name__, (base,), {"__call__": __call__, "__module__": base.__module__,
+                                                        "__doc__": base.__doc__})
+    logger.info("%s: processor outputs pass through %s for %s", family.arch, rule.__name__, type(processor).__name__)
+    return processor
+
+
 def last_checkpoint(output_dir: str) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -232,23 +258,48 @@ def parse_args(argv, config_class, prog: str):
     return script_args, training_args, model_args
 
 
+def training_split(script_args: MedR1Arguments, part: str = "train") -> str:
+    """The split a recipe trains on (`part` "train": its modality, task or `split`), or its held-out sibling
+    (`part` "test"; `eval_split` where the recipe names one)."""
+    from medr1.data.records import check_split_name, split_name
+
+    if part != "train" and script_args.eval_split:
+        return check_split_name(script_args.eval_split)
+    return split_name(script_args.modality, script_args.task, part, split=script_args.split)
+
+
+def check_rewards_fit(dataset, script_args: MedR1Arguments, split: str) -> None:
+    """ValueError when the split has open-ended records (`options: []`) and no verifier: the letter
+    accuracy_reward would give every one of them 0, so they would carry no learning signal."""
+    if script_args.verifier != "none" or "options" not in dataset.column_names:
+        return
+    plain = dataset.with_format(None)  # the columns alone, no image decoded
+    open_ended = [qid for qid, options in zip(plain["question_id"], plain["options"], strict=True) if not options]
+    if open_ended:
+        raise ValueError(f"split {split!r}: {len(open_ended)} of {len(dataset)} records are open-ended (options: [], "
+                         f"e.g. {open_ended[0]!r}); the letter accuracy_reward cannot score them. Set verifier: rule "
+                         "(or classifier | judge) in the recipe")
+
+
 def build_trainer(script_args: MedR1Arguments, training_args, model_args, callbacks=(), reward_funcs=None):
     """The GRPOTrainer for a recipe, plus the collapse guard watching it."""
     from trl import GRPOTrainer
 
     from medr1.data.budget import check_dataset_budget
-    from medr1.data.records import prompt_dataset, split_name
+    from medr1.data.records import prompt_dataset
 
-    split = split_name(script_args.modality, script_args.task, "train")
+    split = training_split(script_args)
     keep, pass_rate_filter = pass_rate_selection(script_args, split)
     dataset = prompt_dataset(
         script_args.data_dir, split, style=script_args.prompt_style, stage="train",
         image_size=script_args.image_size, limit=script_args.max_train_samples, keep=keep,
     )
+    if reward_funcs is None:
+        check_rewards_fit(dataset, script_args, split)
     model, processor = load_policy(model_args, script_args)
     check_dataset_budget(dataset, processor, model.config, script_args.data_dir, script_args.image_size,
                          reserve=training_args.max_completion_length,
-                         max_prompt_length=getattr(training_args, "max_prompt_length", None))
+                         max_prompt_length=script_args.max_prompt_length)
     if reward_funcs is None:
         reward_funcs = [with_domain_metrics(f) if f.__name__ in ("accuracy_reward", "verifier_reward") else f
                         for f in build_reward_funcs(script_args, training_args.num_generations, training_args.seed)]
@@ -274,7 +325,7 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
         reward_funcs=reward_funcs,
         args=training_args,
         train_dataset=dataset,
-        processing_class=processor,
+        processing_class=rl_processing_class(processor, model),
         peft_config=peft_config_for(model_args, model),
         callbacks=[guard, *callbacks],
         **extra,
@@ -290,12 +341,15 @@ def held_out_monitor(script_args: MedR1Arguments, training_args):
     """The held-out accuracy callback of `eval_every_steps`, or None."""
     if script_args.eval_every_steps <= 0:
         return None
-    from medr1.data.records import image_loader, load_split, split_name
+    from medr1.data.records import image_loader, load_split
 
-    test_split = split_name(script_args.modality, script_args.task, "test")
-    return HeldOutAccuracy(load_split(script_args.data_dir, test_split, script_args.eval_questions),
-                           image_loader(script_args.data_dir, script_args.image_size), script_args.eval_every_steps,
-                           script_args.prompt_style, training_args.max_completion_length)
+    test_split = training_split(script_args, "test")
+    try:
+        records = load_split(script_args.data_dir, test_split, script_args.eval_questions)
+    except FileNotFoundError as error:  # e.g. MedMCQA has train and validation only
+        raise FileNotFoundError(f"eval_every_steps needs a held-out split: {error}. Name one with eval_split") from None
+    return HeldOutAccuracy(records, image_loader(script_args.data_dir, script_args.image_size),
+                           script_args.eval_every_steps, script_args.prompt_style, training_args.max_completion_length)
 
 
 def pass_rate_selection(script_args: MedR1Arguments, split: str):
@@ -338,16 +392,19 @@ def read_pass_rates(path) -> dict[str, float]:
 
 def run_resumable(trainer, resume: str | None) -> None:
     """`trainer.train`, resuming from `resume` (weights, optimizer, scheduler, RNG and data position)."""
-    if not resume or not restore_policy_weights(trainer.model, resume):
-        trainer.train(resume_from_checkpoint=resume)
-        return
-    trainer_logger = logging.getLogger("transformers.trainer")
-    spurious = _SpuriousResumeWarning()
-    trainer_logger.addFilter(spurious)
-    try:
-        trainer.train(resume_from_checkpoint=resume)
-    finally:
-        trainer_logger.removeFilter(spurious)
+    with warnings.catch_warnings():
+        # TRL 1.16 reads a deprecated transformers property on every generation: one warning per step.
+        warnings.filterwarnings("ignore", message=DEPRECATED_PROPERTY_WARNING, category=FutureWarning)
+        if not resume or not restore_policy_weights(trainer.model, resume):
+            trainer.train(resume_from_checkpoint=resume)
+            return
+        trainer_logger = logging.getLogger("transformers.trainer")
+        spurious = _SpuriousResumeWarning()
+        trainer_logger.addFilter(spurious)
+        try:
+            trainer.train(resume_from_checkpoint=resume)
+        finally:
+            trainer_logger.removeFilter(spurious)
 
 
 def train(script_args: MedR1Arguments, training_args, model_args, callbacks=(), reward_funcs=None) -> Path:

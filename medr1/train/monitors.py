@@ -42,8 +42,10 @@ class with_domain_metrics:  # noqa: N801 - used like a decorator
 
 class HeldOutAccuracy(TrainerCallback):
     """Every `every` steps, greedy accuracy of the policy on a fixed slice of the test split, through
-    `medr1 eval`'s scoring; logged as `held_out/accuracy` with the step's metrics (TensorBoard and the log
-    history). `curve` holds (step, accuracy) from step 0. Runs on the main process only."""
+    `medr1 eval`'s scoring (the prompt style's default convention; open-ended records, `options: []`, by the rule
+    verifier on the final response, as `medr1 eval` scores them); logged as `held_out/accuracy` with the step's
+    metrics (TensorBoard and the log history). `curve` holds (step, accuracy) from step 0. Runs on the main process
+    only. `load_image` may be None for text records."""
 
     def __init__(self, records, load_image, every: int, prompt: str, max_new_tokens: int, batch_size: int = 50):
         self.records, self.load_image, self.every = records, load_image, every

@@ -1,4 +1,5 @@
-"""Supervised fine-tuning on the same splits: `medr1 sft --config configs/sft/<recipe>.yaml --modality CT`.
+"""Supervised fine-tuning on the same splits: `medr1 sft --config configs/sft/<recipe>.yaml --modality CT` (or
+`--split dataset/medqa/train`, a text dataset's split).
 
 TRL's `SFTTrainer` with the loss on the completion only. The target is the answer in the prompt
 style's format (`<answer> C </answer>` for no-think, as the released SFT baseline). With
@@ -6,6 +7,10 @@ style's format (`<answer> C </answer>` for no-think, as the released SFT baselin
 answer, standing in for an instruction-tuned base model in the CPU demo. `<think>` holds a fixed
 placeholder sentence (`sft_think: fixed`), each record's own text (`sft_think: column:NAME`, e.g. a
 reasoning trace), or what a caller passes as `train(..., reasoning=...)` (the demo names what it sees).
+
+Open-ended text records (`options: []`) train on their reference text as the answer (`sft_answers: gold`);
+`sft_answers: random` draws option letters, so it needs multiple-choice records and stops with an error naming the
+split file and the first open-ended record.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import logging
 import random
 from pathlib import Path
 
+from medr1.sources.medqa import TEXT_MODALITY
 from medr1.sources.omnimedvqa import LETTERS
 
 logger = logging.getLogger(__name__)
 
 # The warm-start teaches the shape of an answer, not its content.
 PLACEHOLDER_REASONING = "I look at the image and compare it with each option."
+TEXT_PLACEHOLDER_REASONING = "I read the question and weigh what each answer would mean."  # records without images
 
 
 THINK_SOURCES = ("fixed", "column:NAME")
@@ -27,10 +34,13 @@ COLUMN_PREFIX = "column:"
 
 
 def target_text(letter: str, style: str, reasoning: str = PLACEHOLDER_REASONING) -> str:
-    """The completion a prompt style asks for, with `letter` as the answer and `reasoning` in <think> (in the
-    huatuo style: `## Thinking`, then the answer as the `## Final Response`)."""
+    """The completion a prompt style asks for, with `letter` (or an open-ended record's reference text) as the answer
+    and `reasoning` in <think> (in the huatuo style: `## Thinking`, then the answer as the `## Final Response`;
+    medicalgpt: `<think>...</think><answer>...</answer>`, nothing between)."""
     if style == "huatuo":
         return f"## Thinking\n\n{reasoning}\n\n## Final Response\n\n{letter}"
+    if style == "medicalgpt":
+        return f"<think>{reasoning}</think><answer>{letter}</answer>"
     answer = f"<answer> {letter} </answer>"
     if style == "nothink":
         return answer
@@ -42,21 +52,35 @@ def target_text(letter: str, style: str, reasoning: str = PLACEHOLDER_REASONING)
     raise ValueError(f"unknown prompt style {style!r}")
 
 
-def answer_letter_for(record: dict, answers: str, seed: int) -> str:
-    """The gold letter, or (answers='random') a letter drawn per question, reproducibly."""
+def answer_letter_for(record: dict, answers: str, seed: int, where: str = "") -> str:
+    """The gold letter (an open-ended record's reference text), or (answers='random') a letter drawn per question,
+    reproducibly; random letters need options, so an open-ended record is a ValueError naming it (`where`: its
+    file)."""
     if answers == "gold":
         return record["answer"]
     if answers == "random":
+        if not record.get("options"):
+            raise ValueError(f"{where + ': ' if where else ''}record {record.get('question_id')!r} is open-ended "
+                             "(options: []): sft_answers: random draws an option letter and needs multiple-choice "
+                             "records; use sft_answers: gold (its reference text), or a multiple-choice split")
         rng = random.Random(f"{seed}:{record['question_id']}")
         return rng.choice(LETTERS[: len(record["options"])])
     raise ValueError(f"sft_answers must be gold or random, not {answers!r}")
+
+
+def placeholder_reasoning(record: dict) -> str:
+    """The fixed <think> sentence: about the question for a text record (`modality` "text", no image), else about
+    the image."""
+    has_image = any(record.get(key) for key in ("image", "images", "image_path", "image_paths"))
+    return TEXT_PLACEHOLDER_REASONING if record.get("modality") == TEXT_MODALITY and not has_image \
+        else PLACEHOLDER_REASONING
 
 
 def reasoning_for(script_args):
     """record -> the <think> text SFT trains on (`sft_think`)."""
     source = script_args.sft_think
     if source == "fixed":
-        return lambda record: PLACEHOLDER_REASONING
+        return placeholder_reasoning
     if source.startswith(COLUMN_PREFIX) and source[len(COLUMN_PREFIX):]:
         column = source[len(COLUMN_PREFIX):]
 
@@ -76,16 +100,17 @@ def build_trainer(script_args, training_args, model_args, reasoning=None):
     from trl import SFTTrainer
 
     from medr1.data.budget import check_dataset_budget
-    from medr1.data.records import prompt_dataset, split_name
-    from medr1.train.grpo import load_policy, peft_config_for, write_run_metadata
+    from medr1.data.records import prompt_dataset, split_path
+    from medr1.train.grpo import load_policy, peft_config_for, training_split, write_run_metadata
 
-    split = split_name(script_args.modality, script_args.task, "train")
+    split = training_split(script_args)
+    where = str(split_path(script_args.data_dir, split))
     reasoning = reasoning or reasoning_for(script_args)
     dataset = prompt_dataset(
         script_args.data_dir, split, style=script_args.prompt_style, stage="train",
         image_size=script_args.image_size, limit=script_args.max_train_samples,
         completion=lambda record: target_text(
-            answer_letter_for(record, script_args.sft_answers, training_args.seed), script_args.prompt_style,
+            answer_letter_for(record, script_args.sft_answers, training_args.seed, where), script_args.prompt_style,
             reasoning(record),
         ),
     )
