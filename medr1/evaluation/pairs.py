@@ -14,12 +14,11 @@ The counts go to the log and to `F.report.json`. `medr1 dpo --train_file F --dat
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
-from medr1.evaluation.sampling import sample_split, samples_correct, sampling_styles
+from medr1.evaluation.sampling import sample_split, samples_correct, sampling_options, sampling_parser
 
 logger = logging.getLogger(__name__)
 
@@ -90,26 +89,7 @@ def make_pairs(model, data_dir, split, out, k=4, style="think", parse="robust", 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medr1.evaluation.evaluate import ENGINES, PARSE_MODES
-
-    parser = argparse.ArgumentParser(prog="medr1 pairs", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True, type=Path, help="DATA_DIR written by `medr1 prepare`")
-    parser.add_argument("--split", required=True, help="e.g. modality/CT/train or dataset/huatuo-verifiable/train")
-    parser.add_argument("--out", required=True, type=Path, help="JSONL of pairs (appended, resumable)")
-    parser.add_argument("--k", type=int, default=4, help="completions sampled per question")
-    parser.add_argument("--prompt", choices=sampling_styles(), default="think",
-                        help="the training prompt style (huatuo | medicalgpt on text splits)")
-    parser.add_argument("--parse", choices=tuple(PARSE_MODES), default="robust",
-                        help="the training reward's answer parsing")
-    parser.add_argument("--limit", type=int)
-    parser.add_argument("--image-size", type=int, default=384)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8, help="questions per batch (k completions each)")
-    parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--engine", choices=ENGINES, default="hf")
-    args = parser.parse_args(argv)
-    make_pairs(args.model, args.data, args.split, args.out, k=args.k, style=args.prompt, parse=args.parse,
-               limit=args.limit, image_size=args.image_size, max_new_tokens=args.max_new_tokens,
-               batch_size=args.batch_size, num_workers=args.num_workers, engine=args.engine)
+    args = sampling_parser("medr1 pairs", __doc__.split("\n\n")[0], "dataset/huatuo-verifiable/train",
+                           "JSONL of pairs (appended, resumable)", default_k=4).parse_args(argv)
+    make_pairs(args.model, args.data, args.split, args.out, **sampling_options(args))
     return 0

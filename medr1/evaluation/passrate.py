@@ -11,11 +11,9 @@ and writes one line per question: `question_id`, `pass_rate` (the share of the k
 
 from __future__ import annotations
 
-import argparse
 import logging
-from pathlib import Path
 
-from medr1.evaluation.sampling import sample_split, samples_correct, sampling_styles
+from medr1.evaluation.sampling import sample_split, samples_correct, sampling_options, sampling_parser
 
 logger = logging.getLogger(__name__)
 
@@ -44,26 +42,7 @@ def measure_pass_rates(model, data_dir, split, out, k=8, style="think", parse="r
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medr1.evaluation.evaluate import ENGINES, PARSE_MODES
-
-    parser = argparse.ArgumentParser(prog="medr1 passrate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True, type=Path, help="DATA_DIR written by `medr1 prepare`")
-    parser.add_argument("--split", required=True, help="e.g. modality/CT/train or dataset/medqa/train")
-    parser.add_argument("--out", required=True, type=Path, help="JSONL of pass rates (appended, resumable)")
-    parser.add_argument("--k", type=int, default=8, help="completions sampled per question")
-    parser.add_argument("--prompt", choices=sampling_styles(), default="think",
-                        help="the training prompt style (huatuo | medicalgpt on text splits)")
-    parser.add_argument("--parse", choices=tuple(PARSE_MODES), default="robust",
-                        help="the training reward's answer parsing")
-    parser.add_argument("--limit", type=int)
-    parser.add_argument("--image-size", type=int, default=384)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8, help="questions per batch (k completions each)")
-    parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--engine", choices=ENGINES, default="hf")
-    args = parser.parse_args(argv)
-    measure_pass_rates(args.model, args.data, args.split, args.out, k=args.k, style=args.prompt, parse=args.parse,
-                       limit=args.limit, image_size=args.image_size, max_new_tokens=args.max_new_tokens,
-                       batch_size=args.batch_size, num_workers=args.num_workers, engine=args.engine)
+    args = sampling_parser("medr1 passrate", __doc__.split("\n\n")[0], "dataset/medqa/train",
+                           "JSONL of pass rates (appended, resumable)", default_k=8).parse_args(argv)
+    measure_pass_rates(args.model, args.data, args.split, args.out, **sampling_options(args))
     return 0

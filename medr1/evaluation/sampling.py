@@ -75,3 +75,36 @@ def sample_split(model, data_dir, split: str, out, k: int, style: str,
                              batch_size, max_new_tokens, num_workers, on_batch, samples=k)
     wanted = {r["question_id"] for r in records}
     return [p for p in read_done(out) if p["question_id"] in wanted]
+
+
+def sampling_parser(prog: str, description: str, split_example: str, out_help: str, default_k: int):
+    """The command line `medr1 passrate` and `medr1 pairs` share: model, split, output, k and the sampling knobs.
+    :func:`sampling_options` turns its parsed args into the keyword arguments of both stages."""
+    import argparse
+
+    from medr1.evaluation.evaluate import ENGINES, PARSE_MODES
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True, type=Path, help="DATA_DIR written by `medr1 prepare`")
+    parser.add_argument("--split", required=True, help=f"e.g. modality/CT/train or {split_example}")
+    parser.add_argument("--out", required=True, type=Path, help=out_help)
+    parser.add_argument("--k", type=int, default=default_k, help="completions sampled per question")
+    parser.add_argument("--prompt", choices=sampling_styles(), default="think",
+                        help="the training prompt style (huatuo | medicalgpt on text splits)")
+    parser.add_argument("--parse", choices=tuple(PARSE_MODES), default="robust",
+                        help="the training reward's answer parsing")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--image-size", type=int, default=384)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8, help="questions per batch (k completions each)")
+    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--engine", choices=ENGINES, default="hf")
+    return parser
+
+
+def sampling_options(args) -> dict:
+    """`sampling_parser`'s parsed args as the stages' keyword arguments (after model, data, split, out)."""
+    return {"k": args.k, "style": args.prompt, "parse": args.parse, "limit": args.limit,
+            "image_size": args.image_size, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
+            "num_workers": args.num_workers, "engine": args.engine}
