@@ -120,15 +120,9 @@ def build_trainer(script_args, training_args, model_args):
 
 
 def train(script_args, training_args, model_args) -> Path:
-    from medr1.train.grpo import run_resumable
-    from medr1.train.pt import resume_point
+    from medr1.train import pt
 
-    trainer = build_trainer(script_args, training_args, model_args)
-    run_resumable(trainer, resume_point(script_args, training_args))
-    out = Path(training_args.output_dir)
-    trainer.save_model(str(out))
-    trainer.processing_class.save_pretrained(str(out))
-    return out
+    return pt.train(script_args, training_args, model_args, build=build_trainer)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,10 +133,12 @@ def resume_point(script_args, training_args) -> str | None:
     return found
 
 
-def train(script_args, training_args, model_args) -> Path:
+def train(script_args, training_args, model_args, build=None) -> Path:
+    """Build the stage's trainer (`build`, default this module's `build_trainer`; DPO passes its own), train from
+    `resume_point`, save model and processing class to output_dir."""
     from medr1.train.grpo import run_resumable
 
-    trainer = build_trainer(script_args, training_args, model_args)
+    trainer = (build or build_trainer)(script_args, training_args, model_args)
     run_resumable(trainer, resume_point(script_args, training_args))
     out = Path(training_args.output_dir)
     trainer.save_model(str(out))
