@@ -52,21 +52,22 @@ def load_processing_class(path, kind: str | None = None, revision: str | None = 
 
     from medr1.data.families import processor_settings
 
-    kind = kind or checkpoint_kind(path, revision)
+    config = _config_or_none(path, revision)
+    # No model config (an adapter folder) and no kind: checkpoint_kind raises the loader's own error.
+    kind = kind or (model_kind(config) if config is not None else checkpoint_kind(path, revision))
     if kind == CAUSAL_LM:
         return AutoTokenizer.from_pretrained(path, revision=revision)
-    model_type = _model_type(path, revision)
-    settings = processor_settings(model_type) if model_type else {}
+    settings = processor_settings(config.model_type) if config is not None else {}
     return AutoProcessor.from_pretrained(path, revision=revision, **settings)
 
 
-def _model_type(path, revision: str | None = None) -> str | None:
-    """The checkpoint's `model_type`, or None for a folder without a model config (a LoRA adapter's, whose saved
+def _config_or_none(path, revision: str | None = None):
+    """The checkpoint's config, or None for a folder without a model config (a LoRA adapter's, whose saved
     processor already carries the settings it was trained with)."""
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(path, revision=revision).model_type
+        return AutoConfig.from_pretrained(path, revision=revision)
     except (OSError, ValueError):
         return None
 
