@@ -186,6 +186,32 @@ def test_a_batch_that_stays_uninformative_trains_on_nothing(synthetic_data, comp
     assert all(torch.equal(after[n].detach(), p) for n, p in before.items())  # nothing was learned from nothing
 
 
+def test_filler_groups_can_keep_their_kl_pull(synthetic_data, compact_model, tmp_path):
+    """dropped_groups_keep_kl with beta > 0: a batch that stays uninformative keeps its loss masks, so the KL term
+    alone moves the policy (the test above: with the masks off nothing moves); with beta 0 it stays masked."""
+    _, data = synthetic_data
+    trainer = build(data, compact_model, tmp_path / "kl", constant_reward, 1, "--beta", "0.5",
+                    "--dropped_groups_keep_kl", "true", "--learning_rate", "1e-2")
+    assert trainer.keep_kl_of_filler and trainer.beta == 0.5
+    with torch.no_grad():  # move the policy off its reference, so the KL term has a gradient
+        for p in trainer.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    loss_inputs = LossInputs(trainer)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    for batch in loss_inputs.batches:
+        assert batch["completion_mask"].sum() > 0
+        assert torch.equal(batch["advantages"], torch.zeros_like(batch["advantages"]))
+    after = dict(trainer.model.named_parameters())
+    # Every advantage is 0: only the KL term can have moved anything.
+    assert any(not torch.equal(after[n].detach(), p) for n, p in before.items())
+    no_beta = build(data, compact_model, tmp_path / "kl0", constant_reward, 1, "--beta", "0.0",
+                    "--dropped_groups_keep_kl", "true")
+    loss_inputs = LossInputs(no_beta)
+    no_beta.train()
+    assert all(batch["completion_mask"].sum() == 0 for batch in loss_inputs.batches)
+
+
 def test_rollouts_of_different_prompt_lengths_concatenate_into_a_batch_the_model_accepts(
         synthetic_data, compact_model, tmp_path):
     """Two real rollouts whose prompts differ in length, concatenated as a refill does, go through the loss."""

@@ -189,6 +189,48 @@ def test_warm_start_reasoning_names_what_is_drawn(synthetic_data):
             assert said == COLOUR_NAMES[LABELS[record["task"]].index(label)]
 
 
+def test_demo_vocabulary_has_each_think_word_whole(synthetic_data, tmp_path):
+    """The demo's compact vocabulary writes every <think> word as one token (as a real VLM's does): spelled letter
+    by letter, GRPO drifted "blue" into "blllow". The prompts stay as short as without the words."""
+    from transformers import AutoTokenizer
+
+    from medr1.embedded.demo import build_model, think_words
+    from medr1.embedded.tiny_model import build_tiny_model, corpus_from_records
+
+    _, data = synthetic_data
+    with_words = AutoTokenizer.from_pretrained(build_model(tmp_path / "a", data, 56, 16, 1, seed=0))
+    plain = AutoTokenizer.from_pretrained(build_tiny_model(
+        tmp_path / "b" / "tiny-model", vocab="compact", corpus=corpus_from_records(data / "records.jsonl"),
+        image_size=56, hidden_size=16, layers=1, seed=0))
+    def pieces(tokenizer, text):
+        return [tokenizer.decode([i]) for i in tokenizer(text)["input_ids"]]
+
+    for text in think_words():
+        word = text.removeprefix("<think>").removesuffix("</think>")
+        assert any(word in piece for piece in pieces(with_words, text)), pieces(with_words, text)
+        assert not any(word in piece for piece in pieces(plain, text))  # spelled out without them in the corpus
+    question = "What organ does the highlighted region show? A. Liver B. Brain C. Lung D. Kidney"
+    assert len(with_words(question)["input_ids"]) <= len(plain(question)["input_ids"])
+
+
+def test_colour_named_rate_reads_think_against_the_image(synthetic_data, tmp_path):
+    """The demo's perception figure: a <think> counts when it is the colour read from that question's image."""
+    from medr1.data.records import load_split
+    from medr1.embedded.demo import colour_named_rate
+    from medr1.embedded.synth import finding_colour_reasoning
+
+    _, data = synthetic_data
+    seen = finding_colour_reasoning(data, image_size=56)
+    records = [r for r in load_split(data, "modality/CT/test") if r["task"] != "Modality Recognition"][:4]
+    colours = [seen({**r, "image_path": r["image"]}) for r in records]
+    outputs = [f"<think>{colours[0]}</think><answer> A </answer>", f"<think> {colours[1]} </think><answer> B </answer>",
+               "<think>purple</think><answer> C </answer>", "<answer> D </answer>"]
+    with open(tmp_path / "predictions.jsonl", "w") as handle:
+        for record, output in zip(records, outputs):
+            handle.write(json.dumps({"question_id": record["question_id"], "output": output}) + "\n")
+    assert colour_named_rate(tmp_path, data, "CT", 56) == 0.5
+
+
 def test_sft_think_sources():
     """sft_think: the fixed placeholder, a record column (named in the error when missing), nothing else."""
     import pytest
@@ -219,7 +261,8 @@ def test_demo_command_runs_end_to_end(tmp_path, monkeypatch):
     assert main(["demo", "--out", str(out), "--per-modality", "40", "--grpo-set", "max_steps=3",
                  "--sft-set", "max_steps=3", "--sft-set", "logging_steps=1"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("before_accuracy", "after_accuracy", "n_test", "seconds", "vocabulary", "paths"):
+    for key in ("before_accuracy", "after_accuracy", "before_colour_named", "after_colour_named", "n_test", "seconds",
+                "vocabulary", "paths"):
         assert key in summary, key
     assert 0 <= summary["before_accuracy"] <= 1 and 0 <= summary["after_accuracy"] <= 1
     assert summary["n_test"] == 8  # 40 CT questions, 20 % test

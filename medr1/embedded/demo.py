@@ -1,7 +1,7 @@
 """`medr1 demo`: prove on a CPU that GRPO learns, end to end, in minutes.
 
 synthetic OmniMedVQA -> prepared DATA_DIR -> tiny Qwen2-VL (compact vocabulary) -> a short supervised
-warm-start that teaches the format and to name the finding's colour in <think>, answers drawn at random
+warm-start that teaches the format and to name the finding's colour in <think>, answer letters dealt at random
 (so accuracy stays at chance) -> GRPO (TRL's GRPOTrainer via
 `medr1.train.grpo.train`) on one modality's train split -> greedy evaluation of the warm-start ("before") and
 of the GRPO policy ("after") on that modality's held-out test split -> a reward-curve plot and
@@ -91,14 +91,28 @@ def build_data(out: Path, per_modality: int, seed: int) -> Path:
 
 
 def build_model(out: Path, data_dir: Path, image_size: int, hidden_size: int, layers: int, seed: int) -> Path:
-    """The tiny Qwen2-VL with a compact vocabulary trained on the dataset's prompt texts."""
+    """The tiny Qwen2-VL with a compact vocabulary trained on the dataset's prompt texts and the warm start's
+    <think> words (`think_words`)."""
     from medr1.embedded.tiny_model import build_tiny_model, corpus_from_records
 
     model_dir = Path(out) / "tiny-model"
     shutil.rmtree(model_dir, ignore_errors=True)
     corpus = corpus_from_records(Path(data_dir) / "records.jsonl")
+    # A tenth of the corpus, so BPE merges each word whole; 64 more merges than the default 512 vocabulary, so
+    # the prompts keep theirs (about 125 tokens each, 132 at 512 without the words).
+    corpus += think_words() * (len(corpus) // 10)
     return build_tiny_model(model_dir, vocab="compact", corpus=corpus, image_size=image_size,
-                            hidden_size=hidden_size, layers=layers, seed=seed)
+                            hidden_size=hidden_size, layers=layers, seed=seed, compact_vocab_size=576)
+
+
+def think_words() -> list[str]:
+    """The words the warm start writes in <think>, each to be one token of the compact vocabulary, as a colour
+    name is in a real VLM's. Spelled out letter by letter (nothing in the prompts has them), GRPO could drift
+    one into another: on MRI (seed 42) every blue finding came to be called "blllow" and answered with yellow's
+    letter, and held-out accuracy stopped at 0.705."""
+    from medr1.embedded.synth import COLOUR_NAMES, NO_FINDING
+
+    return [f"<think>{word}</think>" for word in (*COLOUR_NAMES, NO_FINDING)]
 
 
 def _stage_args(recipe: str, model: Path, data_dir: Path, modality: str, output_dir: Path, seed: int,
@@ -129,7 +143,7 @@ def read_recipe(recipe: str, overrides: list[str] = (), config_class=None):
 
 def warm_start(model: Path, data_dir: Path, modality: str, output_dir: Path, seed: int,
                recipe: str = SFT_RECIPE, overrides: list[str] = ()) -> Path:
-    """Format-only SFT (answers drawn at random) via `medr1.train.sft.train`, with `<think>` naming the
+    """Format-only SFT (answer letters dealt at random) via `medr1.train.sft.train`, with `<think>` naming the
     finding's colour read from each image (`finding_colour_reasoning`)."""
     from trl import SFTConfig
 
@@ -138,8 +152,8 @@ def warm_start(model: Path, data_dir: Path, modality: str, output_dir: Path, see
 
     shutil.rmtree(output_dir, ignore_errors=True)
     args = _stage_args(recipe, model, data_dir, modality, output_dir, seed, list(overrides), SFTConfig, "medr1 sft")
-    if args[0].sft_answers != "random":
-        raise ValueError("the demo's warm-start must draw answers at random (sft_answers: random)")
+    if args[0].sft_answers not in ("random", "balanced"):
+        raise ValueError("the demo's warm-start must not train on the gold letters (sft_answers: random or balanced)")
     return sft.train(*args, reasoning=finding_colour_reasoning(args[0].data_dir, args[0].image_size))
 
 
@@ -171,6 +185,27 @@ def held_out_accuracy(model: Path, data_dir: Path, modality: str, out: Path, pro
 
 
 # ---- reporting ----------------------------------------------------------------------------------
+
+def colour_named_rate(eval_dir: Path, data_dir: Path, modality: str, image_size: int) -> float:
+    """The share of an evaluation's predictions whose <think> word is the colour read from that question's image
+    (`finding_colour_reasoning`): what the model sees, whatever letter it then answers."""
+    import re
+
+    from medr1.data.records import load_split
+    from medr1.embedded.synth import finding_colour_reasoning
+
+    seen = finding_colour_reasoning(data_dir, image_size)
+    records = {r["question_id"]: r for r in load_split(data_dir, f"modality/{modality}/test")}
+    n = named = 0
+    with open(Path(eval_dir) / "predictions.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            prediction = json.loads(line)
+            record = records[prediction["question_id"]]
+            said = re.search(r"<think>\s*(\S+?)\s*</think>", prediction["output"])
+            n += 1
+            named += bool(said) and said.group(1) == seen({**record, "image_path": record["image"]})
+    return named / n if n else 0.0
+
 
 REWARD_KEYS = {
     "total reward": "reward",
@@ -290,6 +325,9 @@ def run_demo(settings: DemoSettings) -> dict:
     summary = {
         "before_accuracy": before["accuracy"],
         "after_accuracy": after["accuracy"],
+        # the share of test questions whose <think> names the colour drawn in the image: the warm start's perception
+        "before_colour_named": colour_named_rate(out / "eval" / "before", data_dir, settings.modality, image_size),
+        "after_colour_named": colour_named_rate(out / "eval" / "after", data_dir, settings.modality, image_size),
         "before_format_compliance": before["format_compliance"],
         "after_format_compliance": after["format_compliance"],
         "n_test": after["n"],
@@ -340,9 +378,11 @@ def format_report(summary: dict, out: Path) -> str:
     lines = [
         Path(summary["paths"]["cross_modality_table"]).read_text(encoding="utf-8").split("\n## ")[0],
         f"held-out {summary['modality']} test accuracy (n={summary['n_test']}, greedy):",
-        f"  before GRPO (warm-start, random letters): {summary['before_accuracy']:.3f}",
+        f"  before GRPO (warm-start, letters at random): {summary['before_accuracy']:.3f}",
         f"  after GRPO:                               {summary['after_accuracy']:.3f}",
         f"  first step with held-out >= {summary['target_accuracy']:.2f}: {summary['steps_to_target']}",
+        f"<think> named the drawn colour: {summary['before_colour_named']:.3f} before, "
+        f"{summary['after_colour_named']:.3f} after",
         f"demo took {summary['seconds']:.0f} s; vocabulary: {summary['vocabulary']}",
         *(f"  {name:<12} {path}" for name, path in summary["paths"].items()),
         f"  summary      {Path(out) / 'summary.json'}",

@@ -75,6 +75,7 @@ TASK_SHAPE = {
 FINDING_TASKS = tuple(TASK_SHAPE)
 CLASS_COLOURS = ((230, 30, 30), (30, 200, 30), (40, 80, 255), (250, 220, 0))
 COLOUR_NAMES = ("red", "green", "blue", "yellow")
+NO_FINDING = "none"  # what the warm start's <think> says when no finding colour is read
 
 OPTION_COUNT_WEIGHTS = {2: 0.15, 3: 0.25, 4: 0.6}
 OPTION_ORDERS = ("shuffled", "fixed")
@@ -142,7 +143,7 @@ def finding_colour_reasoning(data_dir, image_size: int | None):
     from medr1.data.records import image_loader
 
     load = image_loader(data_dir, image_size)
-    return lambda record: finding_colour(load(record["image_path"])) or "none"
+    return lambda record: finding_colour(load(record["image_path"])) or NO_FINDING
 
 
 def choose_options(task: str, answer_label: str, rng: random.Random, order: str = "shuffled",
@@ -267,7 +268,7 @@ def write_synthetic_dataset(root: Path, per_modality: int = 1000, image_size: in
             background = backgrounds[rng.randrange(len(backgrounds))]
             images = _question_images(record, task, label_index, background, rng, finding_slice)
             for path, image in zip(record.get("images") or [record["image_path"]], images, strict=True):
-                image.save(root / path)
+                image.save(root / path, compress_level=1)  # 4x faster than the default 6, files 10 % larger
             records.append(record)
         if modality == "CT" and records:
             # The real `Chest CT Scan.json` has one record keyed `modality` instead of `modality_type`.

@@ -46,6 +46,11 @@ class MedR1Arguments:
     max_resample_rounds: int = field(
         default=3, metadata={"help": "dynamic sampling: extra generation rounds per batch at most"}
     )
+    dropped_groups_keep_kl: bool = field(
+        default=False,
+        metadata={"help": "dynamic sampling with beta > 0: the uninformative groups that fill a batch still short "
+                          "after the last round keep their KL term (their policy-gradient term is 0 anyway)"},
+    )
     eval_every_steps: int = field(
         default=0, metadata={"help": "every N steps, greedy held-out accuracy on a fixed test slice (0: never)"}
     )
@@ -57,7 +62,9 @@ class MedR1Arguments:
     min_pass_rate: float = field(default=0.0, metadata={"help": "with pass_rates: keep rates > this"})
     max_pass_rate: float = field(default=1.0, metadata={"help": "with pass_rates: keep rates < this"})
     sft_answers: str = field(
-        default="gold", metadata={"help": "SFT only: gold | random (format warm-start with random letters)"}
+        default="gold",
+        metadata={"help": "SFT only: gold | random (format warm-start with random letters) | balanced (random "
+                          "letters dealt equally to each gold answer)"}
     )
     sft_think: str = field(
         default="fixed",

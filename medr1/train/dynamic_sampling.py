@@ -5,7 +5,10 @@ A group of G completions that are all right (an easy question) or all wrong (a h
 for every completion: it costs a full rollout and teaches nothing. `DynamicSamplingGRPOTrainer` generates,
 keeps the informative groups, and generates again on freshly drawn questions of the split until the
 generation batch is full or `max_resample_rounds` extra rounds are spent; a batch still short then keeps
-some uninformative groups with their loss masked off, so the batch shape TRL expects never changes.
+some uninformative groups with their loss masked off, so the batch shape TRL expects never changes. With
+`keep_kl_of_filler` (and beta > 0) those groups keep their loss instead: their advantages are 0, so that is
+their KL term alone, the pull back to the reference that a policy certain of a wrong answer needs (its groups
+are all wrong, so the policy gradient never reaches it).
 Each step logs `dynamic_sampling/groups_generated`, `groups_kept` and `rounds`.
 
 It relies on two things TRL 1.16 does (pinned by tests/test_dynamic_sampling.py): the generation batch
@@ -112,8 +115,9 @@ def mask_rows_off(batch: dict, rows: list[int]) -> dict:
 class DynamicSamplingGRPOTrainer(GRPOTrainer):
     """GRPOTrainer with dynamic sampling; `max_resample_rounds` bounds the extra generation rounds."""
 
-    def __init__(self, *args, max_resample_rounds: int = 3, **kwargs):
+    def __init__(self, *args, max_resample_rounds: int = 3, keep_kl_of_filler: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.keep_kl_of_filler = keep_kl_of_filler
         if max_resample_rounds < 0:
             raise ValueError("max_resample_rounds must be >= 0")
         self.max_resample_rounds = max_resample_rounds
@@ -170,7 +174,8 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
             filler = select_rows(spare, list(range((target - n_kept) * G)))
             start = n_kept * G
             kept = concat_rows(kept, filler)
-            kept = mask_rows_off(kept, list(range(start, target * G)))
+            if not (self.keep_kl_of_filler and self.beta != 0.0):
+                kept = mask_rows_off(kept, list(range(start, target * G)))
         loss_mask = kept["completion_mask"] * kept["tool_mask"] if "tool_mask" in kept else kept["completion_mask"]
         kept["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
         for name, value in (("groups_generated", generated), ("groups_kept", n_kept), ("rounds", rounds)):

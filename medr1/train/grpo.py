@@ -315,7 +315,9 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
     if script_args.dynamic_sampling:
         from medr1.train.dynamic_sampling import DynamicSamplingGRPOTrainer
 
-        trainer_class, extra = DynamicSamplingGRPOTrainer, {"max_resample_rounds": script_args.max_resample_rounds}
+        trainer_class, extra = DynamicSamplingGRPOTrainer, {
+            "max_resample_rounds": script_args.max_resample_rounds,
+            "keep_kl_of_filler": script_args.dropped_groups_keep_kl}
     if script_args.algorithm != "grpo":  # medr1/train/rloo.py: RLOO on the same data, rewards and guard
         from medr1.train.rloo import trainer_class_for
 

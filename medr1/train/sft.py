@@ -3,8 +3,9 @@
 
 TRL's `SFTTrainer` with the loss on the completion only. The target is the answer in the prompt
 style's format (`<answer> C </answer>` for no-think, as the released SFT baseline). With
-`sft_answers: random` the letter is drawn at random: a warm-start that teaches the format, not the
-answer, standing in for an instruction-tuned base model in the CPU demo. `<think>` holds a fixed
+`sft_answers: random` the letter is drawn at random, and with `sft_answers: balanced` dealt so that each
+gold answer gets every letter equally often: a warm-start that teaches the format, not the answer, standing in
+for an instruction-tuned base model in the CPU demo. `<think>` holds a fixed
 placeholder sentence (`sft_think: fixed`), each record's own text (`sft_think: column:NAME`, e.g. a
 reasoning trace), or what a caller passes as `train(..., reasoning=...)` (the demo names what it sees).
 
@@ -15,6 +16,7 @@ split file and the first open-ended record.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from pathlib import Path
@@ -29,6 +31,7 @@ PLACEHOLDER_REASONING = "I look at the image and compare it with each option."
 TEXT_PLACEHOLDER_REASONING = "I read the question and weigh what each answer would mean."  # records without images
 
 
+ANSWER_SOURCES = ("gold", "random", "balanced")
 THINK_SOURCES = ("fixed", "column:NAME")
 COLUMN_PREFIX = "column:"
 
@@ -52,20 +55,40 @@ def target_text(letter: str, style: str, reasoning: str = PLACEHOLDER_REASONING)
     raise ValueError(f"unknown prompt style {style!r}")
 
 
-def answer_letter_for(record: dict, answers: str, seed: int, where: str = "") -> str:
+def answer_letter_for(record: dict, answers: str, seed: int, where: str = "", dealt: dict | None = None) -> str:
     """The gold letter (an open-ended record's reference text), or (answers='random') a letter drawn per question,
-    reproducibly; random letters need options, so an open-ended record is a ValueError naming it (`where`: its
-    file)."""
+    reproducibly, or (answers='balanced') the record's letter in `dealt` (`balanced_letters` of its split); random
+    and balanced letters need options, so an open-ended record is a ValueError naming it (`where`: its file)."""
     if answers == "gold":
         return record["answer"]
-    if answers == "random":
-        if not record.get("options"):
-            raise ValueError(f"{where + ': ' if where else ''}record {record.get('question_id')!r} is open-ended "
-                             "(options: []): sft_answers: random draws an option letter and needs multiple-choice "
-                             "records; use sft_answers: gold (its reference text), or a multiple-choice split")
-        rng = random.Random(f"{seed}:{record['question_id']}")
-        return rng.choice(LETTERS[: len(record["options"])])
-    raise ValueError(f"sft_answers must be gold or random, not {answers!r}")
+    if answers not in ANSWER_SOURCES:
+        raise ValueError(f"sft_answers must be one of {ANSWER_SOURCES}, not {answers!r}")
+    if not record.get("options"):
+        raise ValueError(f"{where + ': ' if where else ''}record {record.get('question_id')!r} is open-ended "
+                         f"(options: []): sft_answers: {answers} draws an option letter and needs multiple-choice "
+                         "records; use sft_answers: gold (its reference text), or a multiple-choice split")
+    if answers == "balanced":
+        return dealt[record["question_id"]]
+    rng = random.Random(f"{seed}:{record['question_id']}")
+    return rng.choice(LETTERS[: len(record["options"])])
+
+
+def balanced_letters(records: list[dict], seed: int) -> dict[str, str]:
+    """question_id -> a letter, dealt in turn to the questions of each (gold answer, number of options) in a seeded
+    order: every letter goes to each gold answer equally often (to within one), so a model trained on these
+    letters cannot beat chance by learning which letter goes with which answer. Independent random draws leave
+    such an imbalance (a warm start trained long enough memorises it and starts above chance). Open-ended records
+    get none."""
+    by_kind: dict[tuple, list[str]] = {}
+    for record in records:
+        if record.get("options"):
+            by_kind.setdefault((record["answer"], len(record["options"])), []).append(record["question_id"])
+    dealt = {}
+    for (_, n_options), ids in sorted(by_kind.items()):
+        ids.sort(key=lambda qid: hashlib.sha256(f"{seed}:{qid}".encode()).hexdigest())
+        for i, qid in enumerate(ids):
+            dealt[qid] = LETTERS[i % n_options]
+    return dealt
 
 
 def placeholder_reasoning(record: dict) -> str:
@@ -100,17 +123,20 @@ def build_trainer(script_args, training_args, model_args, reasoning=None):
     from trl import SFTTrainer
 
     from medr1.data.budget import check_dataset_budget
-    from medr1.data.records import prompt_dataset, split_path
+    from medr1.data.records import prompt_dataset, read_records, split_path
     from medr1.train.grpo import load_policy, peft_config_for, training_split, write_run_metadata
 
     split = training_split(script_args)
     where = str(split_path(script_args.data_dir, split))
     reasoning = reasoning or reasoning_for(script_args)
+    dealt = balanced_letters(read_records(where), training_args.seed) \
+        if script_args.sft_answers == "balanced" else None
     dataset = prompt_dataset(
         script_args.data_dir, split, style=script_args.prompt_style, stage="train",
         image_size=script_args.image_size, limit=script_args.max_train_samples,
         completion=lambda record: target_text(
-            answer_letter_for(record, script_args.sft_answers, training_args.seed, where), script_args.prompt_style,
+            answer_letter_for(record, script_args.sft_answers, training_args.seed, where, dealt),
+            script_args.prompt_style,
             reasoning(record),
         ),
     )
