@@ -190,18 +190,20 @@ def test_warm_start_reasoning_names_what_is_drawn(synthetic_data):
 
 
 def test_demo_vocabulary_has_each_think_word_whole(synthetic_data, tmp_path):
-    """The demo's compact vocabulary writes every <think> word as one token (as a real VLM's does): spelled letter
-    by letter, GRPO drifted "blue" into "blllow". The prompts stay as short as without the words."""
+    """`--whole-think-words`: the demo's compact vocabulary writes every <think> word as one token (as a real VLM's
+    does; spelled letter by letter, GRPO drifted "blue" into "blllow"), and the prompts stay as short."""
     from transformers import AutoTokenizer
 
     from medr1.embedded.demo import build_model, think_words
     from medr1.embedded.tiny_model import build_tiny_model, corpus_from_records
 
     _, data = synthetic_data
-    with_words = AutoTokenizer.from_pretrained(build_model(tmp_path / "a", data, 56, 16, 1, seed=0))
-    plain = AutoTokenizer.from_pretrained(build_tiny_model(
-        tmp_path / "b" / "tiny-model", vocab="compact", corpus=corpus_from_records(data / "records.jsonl"),
-        image_size=56, hidden_size=16, layers=1, seed=0))
+    with_words = AutoTokenizer.from_pretrained(build_model(tmp_path / "a", data, 56, 16, 1, seed=0,
+                                                           whole_think_words=True))
+    plain = AutoTokenizer.from_pretrained(build_model(tmp_path / "b", data, 56, 16, 1, seed=0))
+    assert len(plain) == len(AutoTokenizer.from_pretrained(build_tiny_model(  # the default: the prompts alone
+        tmp_path / "c" / "tiny-model", vocab="compact", corpus=corpus_from_records(data / "records.jsonl"),
+        image_size=56, hidden_size=16, layers=1, seed=0)))
     def pieces(tokenizer, text):
         return [tokenizer.decode([i]) for i in tokenizer(text)["input_ids"]]
 

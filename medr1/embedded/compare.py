@@ -10,7 +10,7 @@ every cell the table was built from (`<results>/compare/<domain>/cells/<method>/
 
 The embedded default (no `--data`) is the CPU demo's setting (medr1/embedded/demo.py): its synthetic data (fixed
 option order, the four finding tasks), its compact tiny model and its format warm start (format-only SFT with the
-letters dealt at random, so accuracy stays at chance, `<think>` naming the finding's colour). Every method starts
+letters drawn at random, so accuracy stays at chance, `<think>` naming the finding's colour). Every method starts
 from that warm start and the zero-shot row is the warm start, so on-policy DPO pairs exist; the recipes are
 `configs/<method>/compare_cpu.yaml` and `--steps` sizes the run (`--steps 3 --steps warm-start=120` in CI).
 `--data DATA_DIR --base-model M` compares from your own base (no warm start, zero-shot prompt for the base row) with

@@ -1,7 +1,7 @@
 """`medr1 demo`: prove on a CPU that GRPO learns, end to end, in minutes.
 
 synthetic OmniMedVQA -> prepared DATA_DIR -> tiny Qwen2-VL (compact vocabulary) -> a short supervised
-warm-start that teaches the format and to name the finding's colour in <think>, answer letters dealt at random
+warm-start that teaches the format and to name the finding's colour in <think>, answer letters at random
 (so accuracy stays at chance) -> GRPO (TRL's GRPOTrainer via
 `medr1.train.grpo.train`) on one modality's train split -> greedy evaluation of the warm-start ("before") and
 of the GRPO policy ("after") on that modality's held-out test split -> a reward-curve plot and
@@ -56,6 +56,7 @@ class DemoSettings:
     # The tiny model.
     hidden_size: int = 64
     layers: int = 2
+    whole_think_words: bool = False  # each <think> word one token of the compact vocabulary (see think_words)
     eval_batch_size: int = 50
     # torch threads; None keeps torch's default (all cores). The outcome depends on it (summation order).
     threads: int | None = None
@@ -90,26 +91,32 @@ def build_data(out: Path, per_modality: int, seed: int) -> Path:
     return data_dir
 
 
-def build_model(out: Path, data_dir: Path, image_size: int, hidden_size: int, layers: int, seed: int) -> Path:
-    """The tiny Qwen2-VL with a compact vocabulary trained on the dataset's prompt texts and the warm start's
-    <think> words (`think_words`)."""
+def build_model(out: Path, data_dir: Path, image_size: int, hidden_size: int, layers: int, seed: int,
+                whole_think_words: bool = False) -> Path:
+    """The tiny Qwen2-VL with a compact vocabulary trained on the dataset's prompt texts; with `whole_think_words`,
+    also on the warm start's <think> words (`think_words`), so that each is one token."""
     from medr1.embedded.tiny_model import build_tiny_model, corpus_from_records
 
     model_dir = Path(out) / "tiny-model"
     shutil.rmtree(model_dir, ignore_errors=True)
     corpus = corpus_from_records(Path(data_dir) / "records.jsonl")
-    # A tenth of the corpus, so BPE merges each word whole; 64 more merges than the default 512 vocabulary, so
-    # the prompts keep theirs (about 125 tokens each, 132 at 512 without the words).
-    corpus += think_words() * (len(corpus) // 10)
+    vocab_size = 512
+    if whole_think_words:
+        # A tenth of the corpus, so BPE merges each word whole; 64 more merges, so the prompts keep theirs
+        # (about 125 tokens each, 132 at 512 without the words).
+        corpus += think_words() * (len(corpus) // 10)
+        vocab_size = 576
     return build_tiny_model(model_dir, vocab="compact", corpus=corpus, image_size=image_size,
-                            hidden_size=hidden_size, layers=layers, seed=seed, compact_vocab_size=576)
+                            hidden_size=hidden_size, layers=layers, seed=seed, compact_vocab_size=vocab_size)
 
 
 def think_words() -> list[str]:
-    """The words the warm start writes in <think>, each to be one token of the compact vocabulary, as a colour
-    name is in a real VLM's. Spelled out letter by letter (nothing in the prompts has them), GRPO could drift
-    one into another: on MRI (seed 42) every blue finding came to be called "blllow" and answered with yellow's
-    letter, and held-out accuracy stopped at 0.705."""
+    """The words the warm start writes in <think>, to be one token each of the compact vocabulary with
+    `--whole-think-words` (a colour name is one token in a real VLM's vocabulary). Spelled out letter by letter
+    (the default: nothing in the prompts has them), GRPO can drift one into another: on MRI (seed 42) every blue
+    finding came to be called "blllow" and answered with yellow's letter (0.705). Whole, GRPO learned the
+    colour -> letter mapping within 50-150 steps, but the warm start learned to see the colours less reliably
+    (README, "The learning demo")."""
     from medr1.embedded.synth import COLOUR_NAMES, NO_FINDING
 
     return [f"<think>{word}</think>" for word in (*COLOUR_NAMES, NO_FINDING)]
@@ -143,7 +150,7 @@ def read_recipe(recipe: str, overrides: list[str] = (), config_class=None):
 
 def warm_start(model: Path, data_dir: Path, modality: str, output_dir: Path, seed: int,
                recipe: str = SFT_RECIPE, overrides: list[str] = ()) -> Path:
-    """Format-only SFT (answer letters dealt at random) via `medr1.train.sft.train`, with `<think>` naming the
+    """Format-only SFT (answer letters at random) via `medr1.train.sft.train`, with `<think>` naming the
     finding's colour read from each image (`finding_colour_reasoning`)."""
     from trl import SFTConfig
 
@@ -298,7 +305,8 @@ def run_demo(settings: DemoSettings) -> dict:
 
     with timed(timings, "data_and_model"):
         data_dir = build_data(out, settings.per_modality, settings.seed)
-        model_dir = build_model(out, data_dir, image_size, settings.hidden_size, settings.layers, settings.seed)
+        model_dir = build_model(out, data_dir, image_size, settings.hidden_size, settings.layers, settings.seed,
+                                settings.whole_think_words)
     with timed(timings, "warm_start"):
         start = warm_start(model_dir, data_dir, settings.modality, out / "warmstart", settings.seed,
                            settings.sft_recipe, settings.sft_overrides)
@@ -408,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, i.e. all cores)")
+    parser.add_argument("--whole-think-words", action="store_true",
+                        help="train the compact vocabulary on the <think> words too, so each is one token")
     args = parser.parse_args(argv)
 
     def flags(pairs):
@@ -422,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         grpo_recipe=args.grpo_recipe, sft_recipe=args.sft_recipe,
         grpo_overrides=flags(args.grpo_set), sft_overrides=flags(args.sft_set),
         hidden_size=args.hidden_size, layers=args.layers, threads=args.threads,
+        whole_think_words=args.whole_think_words,
     )
     if args.fast:
         settings.per_modality = FAST_PER_MODALITY
