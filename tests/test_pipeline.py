@@ -218,7 +218,7 @@ def test_demo_vocabulary_has_each_think_word_whole(synthetic_data, tmp_path):
 def test_colour_named_rate_reads_think_against_the_image(synthetic_data, tmp_path):
     """The demo's perception figure: a <think> counts when it is the colour read from that question's image."""
     from medr1.data.records import load_split
-    from medr1.embedded.demo import colour_named_rate
+    from medr1.embedded.demo import colour_named_rate, colours_seen
     from medr1.embedded.synth import finding_colour_reasoning
 
     _, data = synthetic_data
@@ -230,7 +230,7 @@ def test_colour_named_rate_reads_think_against_the_image(synthetic_data, tmp_pat
     with open(tmp_path / "predictions.jsonl", "w") as handle:
         for record, output in zip(records, outputs):
             handle.write(json.dumps({"question_id": record["question_id"], "output": output}) + "\n")
-    assert colour_named_rate(tmp_path, data, "CT", 56) == 0.5
+    assert colour_named_rate(tmp_path, colours_seen(data, "CT", 56)) == 0.5
 
 
 def test_sft_think_sources():

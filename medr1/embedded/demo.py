@@ -193,24 +193,28 @@ def held_out_accuracy(model: Path, data_dir: Path, modality: str, out: Path, pro
 
 # ---- reporting ----------------------------------------------------------------------------------
 
-def colour_named_rate(eval_dir: Path, data_dir: Path, modality: str, image_size: int) -> float:
-    """The share of an evaluation's predictions whose <think> word is the colour read from that question's image
-    (`finding_colour_reasoning`): what the model sees, whatever letter it then answers."""
-    import re
-
+def colours_seen(data_dir: Path, modality: str, image_size: int) -> dict[str, str]:
+    """question_id -> the colour read from that test question's image (`finding_colour_reasoning`)."""
     from medr1.data.records import load_split
     from medr1.embedded.synth import finding_colour_reasoning
 
     seen = finding_colour_reasoning(data_dir, image_size)
-    records = {r["question_id"]: r for r in load_split(data_dir, f"modality/{modality}/test")}
+    return {r["question_id"]: seen({**r, "image_path": r["image"]})
+            for r in load_split(data_dir, f"modality/{modality}/test")}
+
+
+def colour_named_rate(eval_dir: Path, seen: dict[str, str]) -> float:
+    """The share of an evaluation's predictions whose <think> word is the colour seen in that question's image
+    (`colours_seen`): what the model sees, whatever letter it then answers."""
+    import re
+
     n = named = 0
     with open(Path(eval_dir) / "predictions.jsonl", encoding="utf-8") as handle:
         for line in handle:
             prediction = json.loads(line)
-            record = records[prediction["question_id"]]
             said = re.search(r"<think>\s*(\S+?)\s*</think>", prediction["output"])
             n += 1
-            named += bool(said) and said.group(1) == seen({**record, "image_path": record["image"]})
+            named += bool(said) and said.group(1) == seen[prediction["question_id"]]
     return named / n if n else 0.0
 
 
@@ -330,12 +334,13 @@ def run_demo(settings: DemoSettings) -> dict:
     (out / "log_history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
     vocab_size = _vocab_size(model_dir)
     curve = reward_curves(history)["held-out accuracy (greedy)"]
+    seen = colours_seen(data_dir, settings.modality, image_size)  # each test image decoded once for both
     summary = {
         "before_accuracy": before["accuracy"],
         "after_accuracy": after["accuracy"],
         # the share of test questions whose <think> names the colour drawn in the image: the warm start's perception
-        "before_colour_named": colour_named_rate(out / "eval" / "before", data_dir, settings.modality, image_size),
-        "after_colour_named": colour_named_rate(out / "eval" / "after", data_dir, settings.modality, image_size),
+        "before_colour_named": colour_named_rate(out / "eval" / "before", seen),
+        "after_colour_named": colour_named_rate(out / "eval" / "after", seen),
         "before_format_compliance": before["format_compliance"],
         "after_format_compliance": after["format_compliance"],
         "n_test": after["n"],

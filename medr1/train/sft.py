@@ -68,6 +68,9 @@ def answer_letter_for(record: dict, answers: str, seed: int, where: str = "", de
                          f"(options: []): sft_answers: {answers} draws an option letter and needs multiple-choice "
                          "records; use sft_answers: gold (its reference text), or a multiple-choice split")
     if answers == "balanced":
+        if not dealt or record["question_id"] not in dealt:
+            raise ValueError(f"{where + ': ' if where else ''}record {record.get('question_id')!r} has no dealt letter: "
+                             "sft_answers: balanced needs balanced_letters() of the record's split")
         return dealt[record["question_id"]]
     rng = random.Random(f"{seed}:{record['question_id']}")
     return rng.choice(LETTERS[: len(record["options"])])
