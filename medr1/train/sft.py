@@ -69,8 +69,8 @@ def answer_letter_for(record: dict, answers: str, seed: int, where: str = "", de
                          "records; use sft_answers: gold (its reference text), or a multiple-choice split")
     if answers == "balanced":
         if not dealt or record["question_id"] not in dealt:
-            raise ValueError(f"{where + ': ' if where else ''}record {record.get('question_id')!r} has no dealt letter: "
-                             "sft_answers: balanced needs balanced_letters() of the record's split")
+            raise ValueError(f"{where + ': ' if where else ''}record {record.get('question_id')!r} has no dealt "
+                             "letter: sft_answers: balanced needs balanced_letters() of the record's split")
         return dealt[record["question_id"]]
     rng = random.Random(f"{seed}:{record['question_id']}")
     return rng.choice(LETTERS[: len(record["options"])])
