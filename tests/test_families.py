@@ -107,6 +107,8 @@ def test_tiny_checkpoint_is_the_family(arch, family_models):
     names = [n for n, _ in model.named_parameters()]
     vision = [n for n in names if family.is_vision_parameter(n)]
     assert vision and len(vision) < len(names)
+    projector = [n for n in names if family.is_projector_parameter(n)]  # what freeze_vision_encoder leaves to train
+    assert projector and set(projector) < set(vision)
     lora = [n for n, m in model.named_modules() if re.fullmatch(family.lora_target_modules, n)]
     per_layer = 7  # q, k, v, o, gate, up, down
     assert len(lora) == per_layer * model.config.get_text_config().num_hidden_layers
@@ -343,6 +345,29 @@ def test_grpo_two_steps_with_the_vision_tower_frozen(arch, family_models, synthe
     assert history["split"] == "modality/CT/train"
     reloaded = AutoModelForImageTextToText.from_pretrained(out)  # the saved checkpoint is the trained one
     assert reloaded.config.model_type in get_family(arch).model_types
+
+
+def test_sft_with_the_vision_encoder_frozen_trains_the_projector_and_decoder(family_models, synthetic_data, tmp_path):
+    """`freeze_vision_encoder`: two SFT steps leave every encoder tensor as loaded and move the projector's and the
+    decoder's (the demo's warm start relies on it)."""
+    from trl import SFTConfig
+
+    from medr1.train.grpo import parse_args
+    from medr1.train.sft import build_trainer
+
+    _, data = synthetic_data
+    family = get_family("qwen2-vl")
+    watch = ParameterWatch(family)
+    trainer = build_trainer(*parse_args(
+        ["--config", str(REPO / "configs/sft/tiny_cpu.yaml"), "--data_dir", str(data), "--modality", "CT",
+         "--model_name_or_path", str(family_models("qwen2-vl")), "--output_dir", str(tmp_path / "sft"),
+         "--report_to", "none", "--save_strategy", "no", "--max_steps", "2", "--learning_rate", "0.01",
+         "--image_size", "56", "--freeze_vision_encoder", "true"], SFTConfig, "test"))
+    trainer.add_callback(watch)
+    trainer.train()
+    projector = {n for n in watch.vision if family.is_projector_parameter(n)}
+    assert projector and set(watch.vision_moved) == projector
+    assert watch.decoder_moved
 
 
 @pytest.mark.slow

@@ -190,7 +190,7 @@ def test_warm_start_reasoning_names_what_is_drawn(synthetic_data):
 
 
 def test_demo_vocabulary_has_each_think_word_whole(synthetic_data, tmp_path):
-    """`--whole-think-words`: the demo's compact vocabulary writes every <think> word as one token (as a real VLM's
+    """The demo's compact vocabulary writes every <think> word as one token (as a real VLM's
     does; spelled letter by letter, GRPO drifted "blue" into "blllow"), and the prompts stay as short."""
     from transformers import AutoTokenizer
 

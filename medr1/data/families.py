@@ -77,6 +77,7 @@ class Family:
     model_types: tuple[str, ...]            # `config.model_type` of its checkpoints
     checkpoints: tuple[str, ...]            # released checkpoints of this architecture (examples)
     vision_modules: tuple[str, ...]         # module names holding the vision encoder and its projector
+    projector_modules: tuple[str, ...]      # those of the projector alone (vision features -> decoder inputs)
     language_model: str                     # module path of the decoder inside the *ForConditionalGeneration
     image_tokens_rule: Callable[[Any, int], int]  # (model config, square image side) -> tokens per image
     image_handling: str                     # how the processor sizes an image (the pixel limits to know)
@@ -98,6 +99,11 @@ class Family:
         parts = name.split(".")
         return any(module in parts for module in self.vision_modules)
 
+    def is_projector_parameter(self, name: str) -> bool:
+        """True for a parameter of the projector that maps the vision encoder's features into the decoder."""
+        parts = name.split(".")
+        return self.is_vision_parameter(name) and any(module in parts for module in self.projector_modules)
+
     def image_tokens(self, config, side: int) -> int:
         return self.image_tokens_rule(config, side)
 
@@ -106,36 +112,45 @@ _QWEN_PIXELS = ("dynamic: the image keeps its size, rounded to {unit} px per tok
                 "min_pixels..max_pixels")
 _LM = "model.language_model"
 _TOWER = ("vision_tower", "multi_modal_projector")
+_QWEN_PROJECTOR = ("merger",)
 
 FAMILIES: dict[str, Family] = {f.arch: f for f in (
     Family(arch="qwen2-vl", model_types=("qwen2_vl",), checkpoints=("Qwen/Qwen2-VL-2B-Instruct",),
-           vision_modules=("visual",), language_model=_LM, image_tokens_rule=_merged_patch_tokens,
+           vision_modules=("visual",), projector_modules=_QWEN_PROJECTOR, language_model=_LM,
+           image_tokens_rule=_merged_patch_tokens,
            image_handling=_QWEN_PIXELS.format(unit=28)),
     Family(arch="qwen2.5-vl", model_types=("qwen2_5_vl",),
            checkpoints=("Qwen/Qwen2.5-VL-3B-Instruct", "lingshu-medical-mllm/Lingshu-7B"),
-           vision_modules=("visual",), language_model=_LM, image_tokens_rule=_merged_patch_tokens,
+           vision_modules=("visual",), projector_modules=_QWEN_PROJECTOR, language_model=_LM,
+           image_tokens_rule=_merged_patch_tokens,
            image_handling=_QWEN_PIXELS.format(unit=28)),
     Family(arch="qwen3-vl", model_types=("qwen3_vl",),
            checkpoints=("Qwen/Qwen3-VL-2B-Instruct", "Qwen/Qwen3-VL-4B-Instruct"),
-           vision_modules=("visual",), language_model=_LM, image_tokens_rule=_merged_patch_tokens,
+           vision_modules=("visual",), projector_modules=(*_QWEN_PROJECTOR, "deepstack_merger_list"),
+           language_model=_LM,
+           image_tokens_rule=_merged_patch_tokens,
            image_handling=_QWEN_PIXELS.format(unit=32)),
     Family(arch="gemma3", model_types=("gemma3",), checkpoints=("google/medgemma-4b-it", "google/gemma-3-4b-it"),
-           vision_modules=_TOWER, language_model=_LM, image_tokens_rule=_fixed_tokens("mm_tokens_per_image"),
+           vision_modules=_TOWER, projector_modules=_TOWER[1:], language_model=_LM,
+           image_tokens_rule=_fixed_tokens("mm_tokens_per_image"),
            image_handling="fixed: resized to the encoder's square (896 px) and pooled to mm_tokens_per_image (256); "
                           "pan-and-scan off"),
     Family(arch="idefics3", model_types=("idefics3",), checkpoints=("HuggingFaceTB/SmolVLM-256M-Instruct",),
-           vision_modules=("vision_model", "connector"), language_model="model.text_model",
+           vision_modules=("vision_model", "connector"), projector_modules=("connector",),
+           language_model="model.text_model",
            image_tokens_rule=_pixel_shuffle_tokens,
            image_handling="one tile of the encoder's size; with splitting on, a small image is upscaled to 4x4 "
                           "tiles plus a global view (17x the tokens)",
            processor_defaults=MappingProxyType({"do_image_splitting": False})),
     Family(arch="llava-onevision", model_types=("llava_onevision",),
            checkpoints=("llava-hf/llava-onevision-qwen2-0.5b-ov-hf",),
-           vision_modules=(*_TOWER, "image_newline"), language_model=_LM, image_tokens_rule=_anyres_one_crop_tokens,
+           vision_modules=(*_TOWER, "image_newline"), projector_modules=(*_TOWER[1:], "image_newline"),
+           language_model=_LM, image_tokens_rule=_anyres_one_crop_tokens,
            image_handling="anyres: a base view plus crops on image_grid_pinpoints (one crop for an image up to the "
                           "encoder's 384 px)", rl_processor_rule=_single_image_prompts_only),
     Family(arch="internvl", model_types=("internvl",), checkpoints=("OpenGVLab/InternVL3-1B-hf",),
-           vision_modules=_TOWER, language_model=_LM, image_tokens_rule=_internvl_tokens,
+           vision_modules=_TOWER, projector_modules=_TOWER[1:], language_model=_LM,
+           image_tokens_rule=_internvl_tokens,
            image_handling="tiles of the encoder's square (448 px); a square image up to one tile is one tile"),
 )}
 

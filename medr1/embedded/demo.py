@@ -56,7 +56,7 @@ class DemoSettings:
     # The tiny model.
     hidden_size: int = 64
     layers: int = 2
-    whole_think_words: bool = False  # each <think> word one token of the compact vocabulary (see think_words)
+    whole_think_words: bool = True  # each <think> word one token of the compact vocabulary (see think_words)
     eval_batch_size: int = 50
     # torch threads; None keeps torch's default (all cores). The outcome depends on it (summation order).
     threads: int | None = None
@@ -111,12 +111,11 @@ def build_model(out: Path, data_dir: Path, image_size: int, hidden_size: int, la
 
 
 def think_words() -> list[str]:
-    """The words the warm start writes in <think>, to be one token each of the compact vocabulary with
-    `--whole-think-words` (a colour name is one token in a real VLM's vocabulary). Spelled out letter by letter
-    (the default: nothing in the prompts has them), GRPO can drift one into another: on MRI (seed 42) every blue
-    finding came to be called "blllow" and answered with yellow's letter (0.705). Whole, GRPO learned the
-    colour -> letter mapping within 50-150 steps, but the warm start learned to see the colours less reliably
-    (README, "The learning demo")."""
+    """The words the warm start writes in <think>, one token each of the demo's compact vocabulary (a colour name
+    is one token in a real VLM's vocabulary). Spelled out letter by letter (`--spelled-think-words`: nothing in
+    the prompts has them), GRPO can drift one into another: on MRI (seed 42) every blue finding came to be called
+    "blllow" and answered with yellow's letter (0.705). Whole, GRPO learns the colour -> letter mapping within
+    50-150 steps (README, "The learning demo")."""
     from medr1.embedded.synth import COLOUR_NAMES, NO_FINDING
 
     return [f"<think>{word}</think>" for word in (*COLOUR_NAMES, NO_FINDING)]
@@ -421,8 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, i.e. all cores)")
-    parser.add_argument("--whole-think-words", action="store_true",
-                        help="train the compact vocabulary on the <think> words too, so each is one token")
+    parser.add_argument("--spelled-think-words", action="store_true",
+                        help="leave the <think> words out of the compact vocabulary's corpus, so they are spelled "
+                             "letter by letter (the demo's default before; GRPO may drift one word into another)")
     args = parser.parse_args(argv)
 
     def flags(pairs):
@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         grpo_recipe=args.grpo_recipe, sft_recipe=args.sft_recipe,
         grpo_overrides=flags(args.grpo_set), sft_overrides=flags(args.sft_set),
         hidden_size=args.hidden_size, layers=args.layers, threads=args.threads,
-        whole_think_words=args.whole_think_words,
+        whole_think_words=not args.spelled_think_words,
     )
     if args.fast:
         settings.per_modality = FAST_PER_MODALITY

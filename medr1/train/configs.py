@@ -30,6 +30,10 @@ class MedR1Arguments:
                                         "before training (TRL 1.16 never cuts a prompt); default: the model's "
                                         "context less max_completion_length"})
     freeze_vision_tower: bool = field(default=False, metadata={"help": "train only the language model"})
+    freeze_vision_encoder: bool = field(
+        default=False,
+        metadata={"help": "keep the vision encoder as loaded; train its projector and the language model"},
+    )
     collapse_patience: int = field(
         default=5,
         metadata={"help": "logging steps with every group at zero reward variance before the collapse guard fires"},

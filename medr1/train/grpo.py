@@ -119,15 +119,16 @@ def build_reward_funcs(args: MedR1Arguments, num_generations: int, seed: int = 0
     return funcs
 
 
-def freeze_vision_tower(model) -> int:
+def freeze_vision_tower(model, keep_projector: bool = False) -> int:
     """Stop gradients into the vision encoder and its projector, the modules the family table names for the
-    model's `model_type` (`medr1/data/families.py`); returns the number of frozen tensors."""
+    model's `model_type` (`medr1/data/families.py`); with `keep_projector`, into the encoder alone, so the
+    projector still learns what the decoder should read from it. Returns the number of frozen tensors."""
     from medr1.data.families import family_of
 
     family = family_of(model)
     frozen = 0
     for name, param in model.named_parameters():
-        if family.is_vision_parameter(name):
+        if family.is_vision_parameter(name) and not (keep_projector and family.is_projector_parameter(name)):
             param.requires_grad_(False)
             frozen += 1
     if not frozen:
@@ -194,6 +195,9 @@ def load_policy(model_args, script_args):
     model = load_model(path, kind, dtype=dtype, attn_implementation=model_args.attn_implementation, revision=revision)
     if script_args.freeze_vision_tower:
         logger.info("froze %d vision-tower tensors", freeze_vision_tower(model))
+    elif script_args.freeze_vision_encoder:
+        logger.info("froze %d vision-encoder tensors (the projector trains)",
+                    freeze_vision_tower(model, keep_projector=True))
     processor = load_processing_class(path, kind, revision)
     return model, processor
 
