@@ -115,7 +115,8 @@ class LossInputs:
         original = trainer._compute_loss
 
         def recording(model, inputs):
-            self.batches.append({k: v for k, v in inputs.items() if k in ("advantages", "completion_mask")})
+            self.batches.append({k: v for k, v in inputs.items()
+                                 if k in ("advantages", "completion_mask", "completion_ids")})
             return original(model, inputs)
 
         trainer._compute_loss = recording
@@ -210,6 +211,47 @@ def test_filler_groups_can_keep_their_kl_pull(synthetic_data, compact_model, tmp
     loss_inputs = LossInputs(no_beta)
     no_beta.train()
     assert all(batch["completion_mask"].sum() == 0 for batch in loss_inputs.batches)
+
+
+def test_truncated_rows_follow_trls_rule():
+    from medr1.train.dynamic_sampling import truncated_rows
+
+    end, pad = 7, 0
+    ids = torch.tensor([[3, 4, 7, 0], [3, 4, 5, 6], [3, 7, 0, 0], [5, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 0, 0]])
+    assert truncated_rows(ids, mask, [end, pad]).tolist() == [False, True, False, False]
+
+
+def test_truncated_completions_can_keep_their_kl_pull(synthetic_data, compact_model, tmp_path):
+    """truncated_keep_kl: a completion cut at max_completion_length (6 tokens: nearly every one from a random
+    model) stays in the loss with advantage 0, where TRL's mask_truncated_completions drops it whole."""
+    from medr1.train.dynamic_sampling import truncated_rows
+
+    _, data = synthetic_data
+    seen = {}
+    for keep in (True, False):
+        trainer = build(data, compact_model, tmp_path / f"cut-{keep}", mixed_reward, 0, "--beta", "0.5",
+                        "--mask_truncated_completions", "true", "--truncated_keep_kl", str(keep).lower(),
+                        "--dropped_groups_keep_kl", "true")  # so that only truncation can mask a row off
+        assert trainer.keep_kl_of_truncated is keep and trainer.mask_truncated_completions is not keep
+        end_ids = [*trainer.eos_token_ids, trainer.processing_class.tokenizer.pad_token_id]
+        loss_inputs = LossInputs(trainer)
+        trainer.train()
+        batches = loss_inputs.batches
+        seen[keep] = sum(int(truncated_rows(b["completion_ids"], b["completion_mask"], end_ids).sum())
+                         for b in batches)
+        masked = sum(int((b["completion_mask"].sum(dim=1) == 0).sum()) for b in batches)
+        if keep:
+            for b in batches:
+                cut = truncated_rows(b["completion_ids"], b["completion_mask"], end_ids)
+                assert torch.equal(b["advantages"][cut], torch.zeros_like(b["advantages"][cut]))
+            assert masked == 0
+        else:
+            assert masked > 0  # TRL's masking: the cut rows leave the loss
+    assert seen[True] > 0 and seen[False] == 0
+    with pytest.raises(ValueError, match="dynamic_sampling"):
+        build(data, compact_model, tmp_path / "no-ds", mixed_reward, 0, "--dynamic_sampling", "false",
+              "--truncated_keep_kl", "true")
 
 
 def test_rollouts_of_different_prompt_lengths_concatenate_into_a_batch_the_model_accepts(

@@ -55,6 +55,11 @@ class MedR1Arguments:
         metadata={"help": "dynamic sampling with beta > 0: the uninformative groups that fill a batch still short "
                           "after the last round keep their KL term (their policy-gradient term is 0 anyway)"},
     )
+    truncated_keep_kl: bool = field(
+        default=False,
+        metadata={"help": "dynamic sampling with mask_truncated_completions and beta > 0: a completion cut at "
+                          "max_completion_length keeps its KL term (advantage 0) instead of leaving the loss whole"},
+    )
     eval_every_steps: int = field(
         default=0, metadata={"help": "every N steps, greedy held-out accuracy on a fixed test slice (0: never)"}
     )

@@ -9,6 +9,10 @@ some uninformative groups with their loss masked off, so the batch shape TRL exp
 `keep_kl_of_filler` (and beta > 0) those groups keep their loss instead: their advantages are 0, so that is
 their KL term alone, the pull back to the reference that a policy certain of a wrong answer needs (its groups
 are all wrong, so the policy gradient never reaches it).
+With `keep_kl_of_truncated` (and TRL's `mask_truncated_completions`, beta > 0) a completion cut at
+`max_completion_length` gets advantage 0 but stays in the loss, instead of TRL masking it off whole: once every
+completion is cut, TRL's masking leaves no gradient at all, so a policy that stopped emitting its end token can
+never learn it back; the KL term pulls it towards the reference, which stops.
 Each step logs `dynamic_sampling/groups_generated`, `groups_kept` and `rounds`.
 
 It relies on two things TRL 1.16 does (pinned by tests/test_dynamic_sampling.py): the generation batch
@@ -102,6 +106,15 @@ def concat_rows(first: dict | None, second: dict) -> dict:
     return out
 
 
+def truncated_rows(completion_ids: torch.Tensor, completion_mask: torch.Tensor, end_ids: list[int]) -> torch.Tensor:
+    """Per row, True where the completion was cut: its last token inside the mask is not an end (or pad) token,
+    the rule TRL's `mask_truncated_completions` applies to the unpadded completions."""
+    lengths = completion_mask.sum(dim=1).long()
+    last = completion_ids.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+    ended = torch.isin(last, torch.tensor(end_ids, device=completion_ids.device))
+    return (lengths > 0) & ~ended
+
+
 def mask_rows_off(batch: dict, rows: list[int]) -> dict:
     """Zero the loss masks of these rows, so they stay in the batch but contribute nothing to the loss."""
     out = dict(batch)
@@ -115,9 +128,13 @@ def mask_rows_off(batch: dict, rows: list[int]) -> dict:
 class DynamicSamplingGRPOTrainer(GRPOTrainer):
     """GRPOTrainer with dynamic sampling; `max_resample_rounds` bounds the extra generation rounds."""
 
-    def __init__(self, *args, max_resample_rounds: int = 3, keep_kl_of_filler: bool = False, **kwargs):
+    def __init__(self, *args, max_resample_rounds: int = 3, keep_kl_of_filler: bool = False,
+                 keep_kl_of_truncated: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.keep_kl_of_filler = keep_kl_of_filler
+        self.keep_kl_of_truncated = keep_kl_of_truncated and self.mask_truncated_completions and self.beta != 0.0
+        if self.keep_kl_of_truncated:
+            self.mask_truncated_completions = False  # this trainer zeroes their advantages instead (_rollout)
         if max_resample_rounds < 0:
             raise ValueError("max_resample_rounds must be >= 0")
         self.max_resample_rounds = max_resample_rounds
@@ -147,6 +164,15 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         flags = self.accelerator.gather(torch.tensor([int(flag)], device=self.accelerator.device))
         return bool(flags.max().item())
 
+    def _rollout(self, inputs) -> dict:
+        """TRL's generation and scoring of these rows; with keep_kl_of_truncated, cut completions' advantages 0."""
+        batch = super()._generate_and_score_completions(inputs)
+        if self.keep_kl_of_truncated:
+            cut = truncated_rows(batch["completion_ids"], batch["completion_mask"],
+                                 [*self.eos_token_ids, self._tokenizer.pad_token_id])
+            batch["advantages"] = batch["advantages"].masked_fill(cut, 0.0)
+        return batch
+
     def _generate_and_score_completions(self, inputs):
         if not self.model.training:
             return super()._generate_and_score_completions(inputs)
@@ -154,7 +180,7 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         target = len(inputs) // G
         kept, spare = None, None
         generated = rounds = n_kept = 0
-        batch = split_pixel_values_by_grid(super()._generate_and_score_completions(inputs))
+        batch = split_pixel_values_by_grid(self._rollout(inputs))
         while True:
             informative = informative_groups(batch["advantages"], G)
             generated += len(informative)
@@ -168,8 +194,7 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
             if not self._any_process(n_kept < target) or rounds >= self.max_resample_rounds:
                 break
             rounds += 1
-            batch = split_pixel_values_by_grid(super()._generate_and_score_completions(
-                self._fresh_rows(target, rounds)))
+            batch = split_pixel_values_by_grid(self._rollout(self._fresh_rows(target, rounds)))
         if n_kept < target:  # still short: fill with uninformative groups that do not count in the loss
             filler = select_rows(spare, list(range((target - n_kept) * G)))
             start = n_kept * G

@@ -321,7 +321,10 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
 
         trainer_class, extra = DynamicSamplingGRPOTrainer, {
             "max_resample_rounds": script_args.max_resample_rounds,
-            "keep_kl_of_filler": script_args.dropped_groups_keep_kl}
+            "keep_kl_of_filler": script_args.dropped_groups_keep_kl,
+            "keep_kl_of_truncated": script_args.truncated_keep_kl}
+    elif script_args.truncated_keep_kl:
+        raise ValueError("truncated_keep_kl is part of dynamic sampling's trainer: set dynamic_sampling: true")
     if script_args.algorithm != "grpo":  # medr1/train/rloo.py: RLOO on the same data, rewards and guard
         from medr1.train.rloo import trainer_class_for
 
