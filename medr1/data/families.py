@@ -96,13 +96,11 @@ class Family:
 
     def is_vision_parameter(self, name: str) -> bool:
         """True for a parameter (named as in `model.named_parameters()`) of the vision tower or projector."""
-        parts = name.split(".")
-        return any(module in parts for module in self.vision_modules)
+        return _under(name, self.vision_modules)
 
     def is_projector_parameter(self, name: str) -> bool:
         """True for a parameter of the projector that maps the vision encoder's features into the decoder."""
-        parts = name.split(".")
-        return self.is_vision_parameter(name) and any(module in parts for module in self.projector_modules)
+        return self.is_vision_parameter(name) and _under(name, self.projector_modules)
 
     def image_tokens(self, config, side: int) -> int:
         return self.image_tokens_rule(config, side)
@@ -110,6 +108,14 @@ class Family:
 
 _QWEN_PIXELS = ("dynamic: the image keeps its size, rounded to {unit} px per token, within the processor's "
                 "min_pixels..max_pixels")
+
+
+def _under(name: str, modules: tuple[str, ...]) -> bool:
+    """True when a dotted parameter name passes through one of these module names."""
+    parts = name.split(".")
+    return any(module in parts for module in modules)
+
+
 _LM = "model.language_model"
 _TOWER = ("vision_tower", "multi_modal_projector")
 _QWEN_PROJECTOR = ("merger",)
@@ -127,8 +133,7 @@ FAMILIES: dict[str, Family] = {f.arch: f for f in (
     Family(arch="qwen3-vl", model_types=("qwen3_vl",),
            checkpoints=("Qwen/Qwen3-VL-2B-Instruct", "Qwen/Qwen3-VL-4B-Instruct"),
            vision_modules=("visual",), projector_modules=(*_QWEN_PROJECTOR, "deepstack_merger_list"),
-           language_model=_LM,
-           image_tokens_rule=_merged_patch_tokens,
+           language_model=_LM, image_tokens_rule=_merged_patch_tokens,
            image_handling=_QWEN_PIXELS.format(unit=32)),
     Family(arch="gemma3", model_types=("gemma3",), checkpoints=("google/medgemma-4b-it", "google/gemma-3-4b-it"),
            vision_modules=_TOWER, projector_modules=_TOWER[1:], language_model=_LM,

@@ -325,6 +325,8 @@ def build_trainer(script_args: MedR1Arguments, training_args, model_args, callba
             "keep_kl_of_truncated": script_args.truncated_keep_kl}
     elif script_args.truncated_keep_kl:
         raise ValueError("truncated_keep_kl is part of dynamic sampling's trainer: set dynamic_sampling: true")
+    if script_args.truncated_keep_kl and not (training_args.mask_truncated_completions and training_args.beta):
+        logger.warning("truncated_keep_kl does nothing without mask_truncated_completions: true and beta > 0")
     if script_args.algorithm != "grpo":  # medr1/train/rloo.py: RLOO on the same data, rewards and guard
         from medr1.train.rloo import trainer_class_for
 
