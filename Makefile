@@ -192,6 +192,7 @@ bench: install
 	$(BIN)/python bench/prepare.py
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/eval_throughput.py
+	$(BIN)/python bench/answer_parser.py
 
 lint: install
 	$(BIN)/ruff check medr1 tests bench eval data_prep

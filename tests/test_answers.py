@@ -2,7 +2,6 @@
 
 import re
 import string
-import time
 
 import numpy as np
 import pytest
@@ -385,31 +384,30 @@ def test_compat_spans_match_the_released_regexes(text):
 
 
 # --------------------------------------------------------------------------------------------------
-# speed: linear on huge and adversarial inputs
+# huge and adversarial inputs: the same reading as short ones (their time: bench/answer_parser.py)
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "with_options", "without_options"),
     [
-        "x" * 1_000_000,
-        " " * 1_000_000 + "C",
-        "<answer>" * 120_000,
-        "<answer>" + " " * 1_000_000 + "x",
-        "<answer>C" * 100_000,
-        "answer is " * 100_000,
-        "The answer is A, " * 50_000,
-        "answer " * 150_000 + "C",
-        "(A) " * 200_000,
-        "<think>" + "</think><answer>" * 60_000,
-        "A" * 1_000_000,
-        "é中\n" * 300_000,
+        ("x" * 1_000_000, None, None),
+        (" " * 1_000_000 + "C", "C", "C"),
+        ("<answer>" * 120_000, None, None),
+        ("<answer>" + " " * 1_000_000 + "x", None, "X"),  # x is not among four options
+        ("<answer>C" * 100_000, "C", "C"),  # the first unclosed span ends at the next tag
+        ("answer is " * 100_000, None, None),
+        ("The answer is A, " * 50_000, "A", "A"),  # every statement agrees
+        ("answer " * 150_000 + "C", None, None),
+        ("(A) " * 200_000, None, None),  # untagged and far longer than a choice
+        ("<think>" + "</think><answer>" * 60_000, None, None),
+        ("A" * 1_000_000, None, None),
+        ("é中\n" * 300_000, None, None),
     ],
-    ids=lambda t: repr(t[:12]),
+    ids=lambda t: repr(t[:12]) if isinstance(t, str) else None,
 )
-def test_huge_inputs_are_fast(text):
-    start = time.perf_counter()
-    for mode in MODES:
-        parse_answer_letter(text, OPTS4, mode=mode)
-        parse_answer_letter(text, None, mode=mode)
-    answer_span(text)
-    assert time.perf_counter() - start < 1.5
+def test_huge_inputs_read_like_short_ones(text, with_options, without_options):
+    assert parse_answer_letter(text, OPTS4) == with_options
+    assert parse_answer_letter(text, None) == without_options
+    assert parse_answer_letter(text, OPTS4, mode="medr1-compat-eval") is None
+    assert parse_answer_letter(text, OPTS4, mode="medr1-compat") == text.strip()  # no closed span anywhere
+    assert answer_span(text) is None
