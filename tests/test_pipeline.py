@@ -198,10 +198,10 @@ def test_demo_vocabulary_has_each_think_word_whole(synthetic_data, tmp_path):
     from medr1.embedded.tiny_model import build_tiny_model, corpus_from_records
 
     _, data = synthetic_data
-    with_words = AutoTokenizer.from_pretrained(build_model(tmp_path / "a", data, 56, 16, 1, seed=0,
-                                                           whole_think_words=True))
-    plain = AutoTokenizer.from_pretrained(build_model(tmp_path / "b", data, 56, 16, 1, seed=0))
-    assert len(plain) == len(AutoTokenizer.from_pretrained(build_tiny_model(  # the default: the prompts alone
+    with_words = AutoTokenizer.from_pretrained(build_model(tmp_path / "a", data, 56, 16, 1, seed=0))  # the default
+    plain = AutoTokenizer.from_pretrained(build_model(tmp_path / "b", data, 56, 16, 1, seed=0,
+                                                      whole_think_words=False))
+    assert len(plain) == len(AutoTokenizer.from_pretrained(build_tiny_model(  # spelled: the prompts alone
         tmp_path / "c" / "tiny-model", vocab="compact", corpus=corpus_from_records(data / "records.jsonl"),
         image_size=56, hidden_size=16, layers=1, seed=0)))
     def pieces(tokenizer, text):

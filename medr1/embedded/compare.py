@@ -209,7 +209,8 @@ def warm_start_base(opts, outputs: Path) -> dict:
     started = time.perf_counter()
     demo = DemoSettings()
     data = build_data(outputs, opts.per_modality, opts.seed)
-    model = build_model(outputs, data, opts.image_size, demo.hidden_size, demo.layers, opts.seed)
+    model = build_model(outputs, data, opts.image_size, demo.hidden_size, demo.layers, opts.seed,
+                        demo.whole_think_words)
     recipe = opts.recipes.get(WARM_START, SFT_RECIPE)
     overrides = [*steps_flag(opts, WARM_START), "--image_size", str(opts.image_size), "--prompt_style", opts.prompt]
     from trl import SFTConfig
@@ -219,7 +220,8 @@ def warm_start_base(opts, outputs: Path) -> dict:
     opts.base_model = warm_start(model, data, opts.domain, outputs / "warmstart", opts.seed, recipe, overrides)
     opts.data = data
     return {"recipe": str(recipe), "steps": steps, "seconds": time.perf_counter() - started,
-            "tiny_model": str(model), "data_dir": str(data), "per_modality": opts.per_modality}
+            "tiny_model": str(model), "data_dir": str(data), "per_modality": opts.per_modality,
+            "vocabulary": "whole think words" if demo.whole_think_words else "spelled think words"}
 
 
 def run_method(method: str, opts, outputs: Path) -> dict:

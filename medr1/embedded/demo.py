@@ -92,7 +92,7 @@ def build_data(out: Path, per_modality: int, seed: int) -> Path:
 
 
 def build_model(out: Path, data_dir: Path, image_size: int, hidden_size: int, layers: int, seed: int,
-                whole_think_words: bool = False) -> Path:
+                whole_think_words: bool = True) -> Path:
     """The tiny Qwen2-VL with a compact vocabulary trained on the dataset's prompt texts; with `whole_think_words`,
     also on the warm start's <think> words (`think_words`), so that each is one token."""
     from medr1.embedded.tiny_model import build_tiny_model, corpus_from_records
