@@ -41,6 +41,9 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+QUIET_LOGGERS = ("httpx", "httpcore", "openai")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -53,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    for chatty in QUIET_LOGGERS:  # one INFO line per HTTP request to a judge endpoint drowns the run's log
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     module = importlib.import_module(COMMANDS[command][0])
     return int(module.main(rest) or 0)
 
