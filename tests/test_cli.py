@@ -20,6 +20,7 @@ def test_commands_run_without_one_log_line_per_http_request(monkeypatch):
         return 0
 
     monkeypatch.setattr(cli.importlib, "import_module", lambda name: types.SimpleNamespace(main=fake_main))
+    monkeypatch.setattr(logging.getLogger(), "level", logging.DEBUG)  # so the quieting, not the root, decides
     for name in cli.QUIET_LOGGERS:
         monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
     assert cli.main(["eval", "--model", "m"]) == 0
