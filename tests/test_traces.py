@@ -7,10 +7,9 @@ import random
 import re
 import shutil
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from chat_completions import ChatCompletionsServer
 
 from medr1.cli import main as cli
 from medr1.rewards.answers import huatuo_is_well_formed
@@ -58,42 +57,7 @@ def test_chain_of_thought_and_side_files(tmp_path):
     assert side_paths(tmp_path / "t.jsonl") == (tmp_path / "t.failed.jsonl", tmp_path / "t.report.json")
 
 
-# ---- a chat-completions server on localhost ---------------------------------------------------------
-
-class ChatServer:
-    """Answers POST /v1/chat/completions with `respond(messages)`; `requests` keeps every request body."""
-
-    def __init__(self, respond):
-        self.respond, self.requests, self.lock = respond, [], threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests.append(body)
-                content = server.respond(body["messages"])
-                data = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                   "choices": [{"index": 0, "finish_reason": "stop",
-                                                "message": {"role": "assistant", "content": content}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
+# ---- a policy behind a chat-completions server on localhost (tests/chat_completions.py) ----------------
 
 def strategy_turns(messages) -> int | None:
     """How many strategy prompts the conversation holds; None when a later user turn names no strategy."""
@@ -156,7 +120,7 @@ def chat_server():
     servers = []
 
     def make(respond):
-        servers.append(ChatServer(respond))
+        servers.append(ChatCompletionsServer(respond))
         return servers[-1]
 
     yield make

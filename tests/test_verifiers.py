@@ -2,15 +2,12 @@
 judge behind a real HTTP server on localhost speaking the chat-completions schema, called through the `openai`
 client."""
 
-import json
 import pickle
 import re
 import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from chat_completions import ChatCompletionsServer
 
 from medr1.rewards.verifiers import (
     ClassifierVerifier,
@@ -219,61 +216,15 @@ _BLOCK = re.compile(r"<Model Response>\n(.*?)\n</Model Response>\n\n<Reference A
                     re.DOTALL)
 
 
-class JudgeServer:
-    """Answers POST /v1/chat/completions: "True" when the response equals the reference (case-insensitive), else
-    "False". `delays` (seconds, one per request in order), `statuses` (HTTP codes to send first) and `reply` (a
-    fixed verdict text) shape its behaviour; `hits` counts requests, `peak` the most in flight at once."""
+def JudgeServer(reply=None, **behaviour):  # noqa: N802 (reads as the server it makes)
+    """A chat-completions server whose verdict is "True" when the response equals the reference (case-insensitive),
+    else "False"; `reply` fixes the verdict text. `behaviour`: ChatCompletionsServer's delays, statuses, hold."""
 
-    def __init__(self, delays=(), statuses=(), reply=None, hold=0.0):
-        self.delays, self.statuses, self.reply, self.hold = list(delays), list(statuses), reply, hold
-        self.hits = self.in_flight = self.peak = 0
-        self.lock = threading.Lock()
-        server = self
+    def verdict(messages):
+        response, reference = _BLOCK.search(messages[-1]["content"]).groups()
+        return reply or ("True" if response.lower() == reference.lower() else "False")
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.hits += 1
-                    server.in_flight += 1
-                    server.peak = max(server.peak, server.in_flight)
-                    delay = server.delays.pop(0) if server.delays else server.hold
-                    status = server.statuses.pop(0) if server.statuses else 200
-                try:
-                    time.sleep(delay)
-                    if status != 200:
-                        self._send(status, {"error": {"message": "judge overloaded", "type": "server_error"}})
-                        return
-                    response, reference = _BLOCK.search(body["messages"][-1]["content"]).groups()
-                    verdict = server.reply or ("True" if response.lower() == reference.lower() else "False")
-                    self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                     "choices": [{"index": 0, "finish_reason": "stop",
-                                                  "message": {"role": "assistant", "content": verdict}}]})
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout)
-                    pass
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-
-            def _send(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return ChatCompletionsServer(verdict, **behaviour)
 
 
 @pytest.fixture
