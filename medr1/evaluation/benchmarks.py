@@ -148,7 +148,7 @@ def write_md_csv(stem: Path, markdown_text: str, header: list[str], body: list[l
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medr1.evaluation.evaluate import add_arguments
+    from medr1.evaluation.evaluate import add_arguments, eval_options
 
     parser = argparse.ArgumentParser(prog="medr1 benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="checkpoint directory (or hub id where online)")
@@ -158,10 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        run_benchmarks(args.model, args.data, args.results, names=args.benchmarks, prompt=args.prompt,
-                       engine=args.engine, batch_size=args.batch_size, limit=args.limit, parse=args.parse,
-                       image_size=args.image_size, max_new_tokens=args.max_new_tokens,
-                       num_workers=args.num_workers, stage=args.prompt_stage)
+        run_benchmarks(args.model, args.data, args.results, names=args.benchmarks, **eval_options(args))
     except ValueError as error:
         logger.error("benchmarks: %s", error)
         return 1

@@ -455,6 +455,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="eval: the released evaluation wording; train: the training wording")
 
 
+def eval_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of `evaluate` (and of the commands built on it) that `add_arguments` parsed."""
+    return {"prompt": args.prompt, "engine": args.engine, "batch_size": args.batch_size, "limit": args.limit,
+            "parse": args.parse, "image_size": args.image_size, "max_new_tokens": args.max_new_tokens,
+            "num_workers": args.num_workers, "stage": args.prompt_stage}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medr1 eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="checkpoint directory (or hub id where online)")
@@ -464,7 +471,5 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    evaluate(args.model, args.data, args.split, args.out, prompt=args.prompt, engine=args.engine,
-             batch_size=args.batch_size, limit=args.limit, parse=args.parse, image_size=args.image_size,
-             max_new_tokens=args.max_new_tokens, num_workers=args.num_workers, stage=args.prompt_stage)
+    evaluate(args.model, args.data, args.split, args.out, **eval_options(args))
     return 0

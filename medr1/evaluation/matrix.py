@@ -116,7 +116,7 @@ def run_matrix(axis, data_dir, results, checkpoints, prompt="think", base_model=
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medr1.evaluation.evaluate import add_arguments
+    from medr1.evaluation.evaluate import add_arguments, eval_options
 
     parser = argparse.ArgumentParser(prog="medr1 matrix", description=__doc__.split("\n\n")[0])
     parser.add_argument("--axis", choices=tuple(AXES), required=True)
@@ -131,9 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", nargs="*", help="only these modalities/tasks (rows and columns)")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    run_matrix(args.axis, args.data, args.results, args.checkpoints, prompt=args.prompt,
-               base_model=args.base_model, models=args.models, zero_shot_only=args.zero_shot_only,
-               name=args.name, groups=args.groups, engine=args.engine, batch_size=args.batch_size, limit=args.limit,
-               parse=args.parse, image_size=args.image_size, max_new_tokens=args.max_new_tokens,
-               num_workers=args.num_workers, stage=args.prompt_stage)
+    run_matrix(args.axis, args.data, args.results, args.checkpoints, base_model=args.base_model, models=args.models,
+               zero_shot_only=args.zero_shot_only, name=args.name, groups=args.groups, **eval_options(args))
     return 0
