@@ -142,3 +142,54 @@ def test_cli_uses_each_prompt_style(synthetic_data, compact_model, tmp_path, pro
         assert shown.endswith(wording + "<|im_end|>\n<|im_start|>assistant\n")
         assert not any(shown.endswith(prompt_text(problem, other, "eval") + "<|im_end|>\n<|im_start|>assistant\n")
                        for other in others if prompt_text(problem, other, "eval") != wording)
+
+
+def test_media_token_ids_name_each_familys_placeholders():
+    from types import SimpleNamespace
+
+    from medr1.data.model_kinds import media_token_ids
+
+    assert media_token_ids(SimpleNamespace(image_token_id=12, video_token_id=13)) == [12, 13]  # Qwen2-VL
+    assert media_token_ids(SimpleNamespace(image_token_index=7)) == [7]  # LLaVA-OneVision, Gemma 3
+    assert media_token_ids(SimpleNamespace(text_config=SimpleNamespace(image_token_id=5))) == [5]
+    assert media_token_ids(SimpleNamespace(vocab_size=10, video_token_id=None)) == []  # a text model
+
+
+def test_greedy_evaluation_never_writes_an_image_placeholder(synthetic_data, diverse_model, tmp_path, monkeypatch):
+    """GRPO's rollouts suppress the image token (TRL), so a trained policy can come to rank it first; evaluation
+    suppresses it too. With its logit forced to the top, greedy output is still text, not placeholders."""
+    from medr1.evaluation import evaluate as evaluation
+
+    loaded, generated = evaluation.load_for_generation, []
+
+    def with_image_token_on_top(path):
+        model, processor = loaded(path)
+        image_token = model.config.image_token_id
+
+        def push(module, args, logits):
+            logits[..., image_token] = logits.max() + 100.0
+            return logits
+
+        model.get_output_embeddings().register_forward_hook(push)
+        generate = model.generate
+
+        def generate_and_keep(**inputs):
+            ids = generate(**inputs)
+            generated.append(ids[:, inputs["input_ids"].shape[1]:])
+            return ids
+
+        model.generate = generate_and_keep
+        return model, processor
+
+    def image_token_ids(path):
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(path).image_token_id
+
+    monkeypatch.setattr(evaluation, "load_for_generation", with_image_token_on_top)
+    _, data = synthetic_data
+    evaluation.evaluate(diverse_model, data, "modality/MRI/test", tmp_path / "out", limit=4, image_size=56,
+                        max_new_tokens=8, num_workers=0)
+    assert len((tmp_path / "out" / "predictions.jsonl").read_text().splitlines()) == 4
+    ids = [int(i) for batch in generated for i in batch.flatten()]
+    assert ids and image_token_ids(diverse_model) not in ids  # never one, where it always won without suppression

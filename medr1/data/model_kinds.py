@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = ["CAUSAL_LM", "IMAGE_TEXT_TO_TEXT", "KINDS", "checkpoint_kind", "load_model", "load_processing_class",
-           "model_kind", "tokenizer_of"]
+           "media_token_ids", "model_kind", "tokenizer_of"]
 
 CAUSAL_LM = "causal-lm"
 IMAGE_TEXT_TO_TEXT = "image-text-to-text"
 KINDS = (CAUSAL_LM, IMAGE_TEXT_TO_TEXT)
 _AUTO_MODEL = {CAUSAL_LM: "AutoModelForCausalLM", IMAGE_TEXT_TO_TEXT: "AutoModelForImageTextToText"}
+# Config attributes naming a media placeholder token: Qwen-VL and Idefics3 say *_token_id, LLaVA-OneVision and
+# Gemma 3 *_token_index.
+_MEDIA_TOKEN_ATTRIBUTES = ("image_token_id", "image_token_index", "video_token_id", "video_token_index")
 
 
 def model_kind(config) -> str:
@@ -70,6 +73,19 @@ def _config_or_none(path, revision: str | None = None):
         return AutoConfig.from_pretrained(path, revision=revision)
     except (OSError, ValueError):
         return None
+
+
+def media_token_ids(config) -> list[int]:
+    """The placeholder tokens (image, video) a VLM must never generate, from its config; [] for a text model.
+
+    A generated placeholder stands for image features that are not there. TRL's GRPO rollouts suppress the image
+    token, so a trained policy is never taught against it and its logit can drift to the top; evaluation
+    suppresses the same tokens so that greedy scores read the policy that was trained.
+    """
+    configs = [config, getattr(config, "text_config", None)]
+    found = {value for c in configs if c is not None for name in _MEDIA_TOKEN_ATTRIBUTES
+             if isinstance(value := getattr(c, name, None), int) and value >= 0}
+    return sorted(found)
 
 
 def tokenizer_of(processing_class):

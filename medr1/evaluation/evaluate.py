@@ -240,10 +240,15 @@ def generate_batches(model, processor, batches, on_batch, max_new_tokens, sample
     """Decode each (records, texts, inputs) batch: greedily, or `samples` completions per prompt."""
     import torch
 
+    from medr1.data.model_kinds import media_token_ids
+
     # Sampling as GRPO samples (temperature 1, no top-p/top-k), whatever the checkpoint's generation
     # config says (Qwen2-VL-Instruct's asks for near-greedy top_k=1).
     sampling = {"do_sample": True, "num_return_sequences": samples, "temperature": 1.0, "top_p": 1.0,
                 "top_k": 0} if samples > 1 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    suppressed = media_token_ids(model.config)  # as GRPO's rollouts: never an image placeholder (model_kinds)
+    if suppressed:
+        sampling["suppress_tokens"] = suppressed
     for batch_records, texts, inputs in batches:
         inputs = inputs.to(model.device)
         with torch.inference_mode():
