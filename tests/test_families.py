@@ -11,6 +11,7 @@ import pytest
 from transformers import TrainerCallback
 
 from medr1.data.families import ARCHES, FAMILIES, family_for_model_type, get_family
+from medr1.data.model_kinds import media_token_ids
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,6 +101,7 @@ def test_tiny_checkpoint_is_the_family(arch, family_models):
     assert text == PROMPTS[arch]
     inputs = processor(text=[text], images=[Image.new("RGB", (56, 56), "red")], return_tensors="pt")
     assert int((inputs["input_ids"] == image_token_id(model.config)).sum()) == family.image_tokens(model.config, 56)
+    assert image_token_id(model.config) in media_token_ids(model.config)  # what evaluation never generates
     assert processor.tokenizer.padding_side == family.padding_side
     with torch.no_grad():
         assert torch.isfinite(model(**inputs).logits).all()
